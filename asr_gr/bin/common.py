@@ -1,0 +1,22 @@
+"""What every entry point shares: user-facing errors become one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+from asr_gr.utils import ConfigError, DataError
+
+
+def main_guard(fn):
+    """Run ``fn``; a DataError/ConfigError prints ``ERROR: <file:line: reason>`` and exits 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (DataError, ConfigError) as e:
+            print(f"ERROR: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    return wrapper

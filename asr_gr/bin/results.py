@@ -1,0 +1,73 @@
+"""Collect every system under an exp root into RESULTS.md (and print the table).
+
+    python -m asr_gr.bin.results --exp-root exp --test-set test --heldout-set train_heldout
+
+Per system (exp dir with config.yaml): aux head, WER and CER on the test set, speaker accuracy of
+the aux head on the held-out utterances of training speakers, and training time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from asr_gr.config import load_yaml
+from asr_gr.utils import atomic_write_text
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def collect(exp_root, test_set: str, heldout_set: str | None) -> list[dict]:
+    rows = []
+    for exp in sorted(p.parent for p in Path(exp_root).glob("*/config.yaml")):
+        cfg = load_yaml(exp / "config.yaml")
+        res = _json(exp / f"decode_{test_set}" / "score" / "result.json")
+        if res is None:
+            continue
+        acc = _json(exp / f"decode_{heldout_set}" / "spk_acc.json") if heldout_set else None
+        train = _json(exp / "train_summary.json") or {}
+        aux_conf = cfg.get("aux_conf") or {}
+        rows.append({
+            "system": exp.name, "aux": cfg.get("aux", "none"),
+            "spk_layer": aux_conf.get("spk_layer", "") if cfg.get("aux") != "none" else "",
+            "wer": res["wer"], "cer": res["cer"], "snt": res["num_utts"], "spk": res["num_spk"],
+            "acc_spk": acc["acc_spk"] if acc else None, "chance": acc["chance"] if acc else None,
+            "epochs": train.get("epochs"), "train_seconds": train.get("train_seconds"),
+        })
+    return rows
+
+
+def markdown(rows: list[dict], test_set: str, heldout_set: str | None) -> str:
+    lines = [
+        "# RESULTS", "",
+        f"Test set `{test_set}` (speakers unseen in training). Speaker accuracy: the aux head on "
+        f"`{heldout_set}` (held-out utterances of training speakers; chance in brackets).", "",
+        "| system | aux | spk_layer | #Snt | #Spk | WER % | CER % | spk acc % | epochs | train time |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        acc = f"{r['acc_spk']:.1f} ({r['chance']:.1f})" if r["acc_spk"] is not None else "-"
+        secs = r["train_seconds"]
+        t = f"{secs / 60:.1f} min" if secs is not None else "-"
+        lines.append(f"| {r['system']} | {r['aux']} | {r['spk_layer']} | {r['snt']} | {r['spk']} | "
+                     f"{r['wer']:.2f} | {r['cer']:.2f} | {acc} | {r['epochs'] or '-'} | {t} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--exp-root", default="exp")
+    ap.add_argument("--test-set", default="test")
+    ap.add_argument("--heldout-set", default="train_heldout")
+    args = ap.parse_args(argv)
+    rows = collect(args.exp_root, args.test_set, args.heldout_set)
+    md = markdown(rows, args.test_set, args.heldout_set)
+    atomic_write_text(Path(args.exp_root) / "RESULTS.md", md)
+    print(md, end="")
+
+
+if __name__ == "__main__":
+    main()

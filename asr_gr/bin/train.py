@@ -1,0 +1,55 @@
+"""Stage 3: train a CTC model, optionally with a multi-task or adversarial speaker head.
+
+    python -m asr_gr.bin.train --config conf/train.yaml --aux adversarial --exp-dir exp/train_adversarial \\
+        --train-dir dump/fbank/train --valid-dir dump/fbank/dev --heldout-dir dump/fbank/train_heldout \\
+        --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/train/cmvn.ark \\
+        [--set aux_conf.spk_lambda=0.3 ...]
+
+Config precedence: built-in defaults < --config YAML < --aux/--set. The resolved config is saved as
+EXP/config.yaml. A rerun of the same command resumes from EXP/checkpoint.pt.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asr_gr.bin.common import main_guard
+from asr_gr.config import resolve
+from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
+from asr_gr.utils import setup_logging
+
+
+@main_guard
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", help="YAML training config")
+    ap.add_argument("--aux", choices=None, help="speaker head: none, mtl, adversarial (overrides the config)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config value; dots for nested keys (aux_conf.spk_layer=2)")
+    ap.add_argument("--exp-dir", required=True)
+    ap.add_argument("--train-dir", required=True)
+    ap.add_argument("--valid-dir", required=True)
+    ap.add_argument("--heldout-dir", help="seen speakers' held-out utterances: speaker accuracy of the aux head")
+    ap.add_argument("--token-list", required=True)
+    ap.add_argument("--cmvn", required=True, help="global CMVN stats (Kaldi cmvn.ark layout)")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    overrides = list(args.set)
+    if args.aux is not None:
+        overrides.append((["aux"], args.aux))
+    config = resolve(TRAIN_DEFAULTS, args.config, overrides)
+    exp = Path(args.exp_dir)
+    setup_logging(exp / "train.log")
+    trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
+                      heldout_dir=args.heldout_dir, token_list=args.token_list, cmvn_path=args.cmvn,
+                      progress=not args.no_progress)
+    trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
+                         "cmvn": str(Path(args.cmvn).resolve())})
+    summary = trainer.run()
+    print(f"trained {summary['epochs']} epochs ({summary['steps']} steps) in {summary['train_seconds']:.0f} s; "
+          f"exp dir {exp}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Feature datasets over dump dirs (feats.scp + Kaldi tables) and length-bucketed batching."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import kaldiio
+import numpy as np
+import torch
+
+from asr_gr.data.kaldi_dir import read_table, read_text_file, speaker_labels, table_line_numbers
+from asr_gr.utils import DataError
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Utterances of a dump dir: normalised features, token ids (if transcribed) and speaker index.
+
+    ``encode`` maps a transcript to token ids (None: the set is untranscribed, every row gets an
+    empty target). ``spk2id`` maps speaker labels to class indices; with ``unknown_spk='error'`` a
+    speaker outside it is an error, with ``'ignore'`` it gets -1 (no speaker loss).
+    """
+
+    def __init__(self, dump_dir, *, cmvn=None, encode=None, spk2id: dict | None = None,
+                 unknown_spk: str = "ignore", input_dim: int | None = None):
+        d = Path(dump_dir)
+        self.dir = d
+        scp = d / "feats.scp"
+        self.scp = read_table(scp)
+        self.utts = list(self.scp)
+        self.lengths = self._lengths(d)
+        self.cmvn = cmvn
+        self.input_dim = input_dim
+        self.targets: dict[str, list[int]] = {}
+        if encode is not None:
+            text = read_text_file(d / "text")
+            lines = table_line_numbers(d / "text")
+            for utt in self.utts:
+                if utt not in text:
+                    raise DataError(d / "text", None, f"utterance '{utt}' of feats.scp has no transcript")
+                ids = encode(text[utt])
+                if not ids:
+                    raise DataError(d / "text", lines[utt], f"utterance '{utt}' encodes to no tokens")
+                self.targets[utt] = ids
+        self.spk_label = speaker_labels(d, self.utts)
+        self.spk2id = spk2id or {}
+        if spk2id is not None and unknown_spk == "error":
+            for utt in self.utts:
+                if self.spk_label[utt] not in spk2id:
+                    raise DataError(d / "utt2spk", table_line_numbers(d / "utt2spk").get(utt),
+                                    f"speaker '{self.spk_label[utt]}' of '{utt}' was not seen in training")
+
+    def _lengths(self, d: Path) -> list[int]:
+        u2n = d / "utt2num_frames"
+        if u2n.exists():
+            table = read_table(u2n)
+            try:
+                return [int(table[u]) for u in self.utts]
+            except (KeyError, ValueError) as e:
+                raise DataError(u2n, None, f"bad or missing entry {e}") from None
+        return [self._load(u).shape[0] for u in self.utts]
+
+    def _load(self, utt: str) -> np.ndarray:
+        try:
+            return kaldiio.load_mat(self.scp[utt])
+        except Exception as e:
+            lines = table_line_numbers(self.dir / "feats.scp")
+            raise DataError(self.dir / "feats.scp", lines.get(utt),
+                            f"cannot read features of '{utt}': {e}") from None
+
+    def __len__(self) -> int:
+        return len(self.utts)
+
+    def __getitem__(self, i: int) -> dict:
+        utt = self.utts[i]
+        feats = self._load(utt).astype(np.float32)
+        if self.input_dim is not None and feats.shape[1] != self.input_dim:
+            lines = table_line_numbers(self.dir / "feats.scp")
+            raise DataError(self.dir / "feats.scp", lines.get(utt),
+                            f"features of '{utt}' have dimension {feats.shape[1]}; the model expects "
+                            f"{self.input_dim}")
+        if self.cmvn is not None:
+            feats = self.cmvn(feats)
+        return {"utt": utt, "feats": torch.from_numpy(feats), "ys": self.targets.get(utt, []),
+                "spk": self.spk2id.get(self.spk_label[utt], -1)}
+
+
+def collate(items: list[dict]) -> dict:
+    lens = torch.tensor([it["feats"].shape[0] for it in items])
+    feats = torch.zeros(len(items), int(lens.max()), items[0]["feats"].shape[1])
+    for i, it in enumerate(items):
+        feats[i, : lens[i]] = it["feats"]
+        del it["feats"]
+    y_lens = torch.tensor([len(it["ys"]) for it in items])
+    ys = torch.zeros(len(items), max(1, int(y_lens.max())), dtype=torch.long)
+    for i, it in enumerate(items):
+        ys[i, : y_lens[i]] = torch.tensor(it["ys"], dtype=torch.long)
+    return {"utts": [it["utt"] for it in items], "feats": feats, "feat_lens": lens, "ys": ys,
+            "y_lens": y_lens, "spk": torch.tensor([it["spk"] for it in items], dtype=torch.long)}
+
+
+def make_batches(lengths: list[int], batch_frames: int, max_batch: int = 256) -> list[list[int]]:
+    """Bucket utterances by length: sort, then cut batches whose padded size (longest x count)
+    stays within ``batch_frames``. Deterministic; shuffling is the sampler's job."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches, cur, cur_max = [], [], 0
+    for i in order:
+        new_max = max(cur_max, lengths[i])
+        if cur and (new_max * (len(cur) + 1) > batch_frames or len(cur) >= max_batch):
+            batches.append(cur)
+            cur, new_max = [], lengths[i]
+        cur.append(i)
+        cur_max = new_max
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+class BucketSampler(torch.utils.data.Sampler):
+    """Length-bucketed batches in an order shuffled per epoch from ``seed + epoch`` (resumable:
+    ``start`` skips the batches already trained on in this epoch)."""
+
+    def __init__(self, lengths, batch_frames: int, seed: int = 0, shuffle: bool = True):
+        self.batches = make_batches(lengths, batch_frames)
+        self.seed, self.shuffle = seed, shuffle
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self) -> list[list[int]]:
+        batches = list(self.batches)
+        if self.shuffle:
+            random.Random(self.seed * 100003 + self.epoch).shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        return iter(self.order()[self.start:])
+
+    def __len__(self) -> int:
+        return len(self.batches) - self.start

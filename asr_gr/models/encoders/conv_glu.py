@@ -1,0 +1,51 @@
+"""The paper's acoustic model: a wav2letter-style gated ConvNet (1-D convolutions + GLU, weight
+norm, high dropout). The first layer subsamples time by ``stride``."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from asr_gr.models.encoders.base import Encoder
+from asr_gr.models.registry import ENCODERS
+
+
+class GLUBlock(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, kernel: int, stride: int, dropout: float):
+        super().__init__()
+        self.kernel, self.stride, self.pad = kernel, stride, kernel // 2
+        self.conv = weight_norm(nn.Conv1d(in_dim, 2 * out_dim, kernel, stride=stride, padding=self.pad))
+        self.glu = nn.GLU(dim=1)
+        self.dropout = nn.Dropout(dropout)
+
+    def out_lens(self, lens: torch.Tensor) -> torch.Tensor:
+        return torch.div(lens + 2 * self.pad - self.kernel, self.stride, rounding_mode="floor") + 1
+
+    def forward(self, x):  # x: (B, C, T)
+        return self.dropout(self.glu(self.conv(x)))
+
+
+@ENCODERS.register("conv_glu")
+class ConvGLUEncoder(Encoder):
+    def __init__(self, input_dim: int, channels=(256, 256, 256, 256, 256), kernels=(7, 5, 5, 5, 5),
+                 stride: int = 3, dropout: float = 0.2):
+        super().__init__()
+        channels, kernels = list(channels), list(kernels)
+        if len(channels) != len(kernels):
+            raise ValueError(f"channels ({len(channels)}) and kernels ({len(kernels)}) differ in length")
+        blocks, prev = [], input_dim
+        for i, (c, k) in enumerate(zip(channels, kernels)):
+            blocks.append(GLUBlock(prev, c, k, stride if i == 0 else 1, dropout))
+            prev = c
+        self.blocks = nn.ModuleList(blocks)
+        self.layer_dims = channels
+
+    def forward(self, feats, lens):
+        x = feats.transpose(1, 2)
+        layers = []
+        for block in self.blocks:
+            x = block(x)
+            lens = block.out_lens(lens)
+            layers.append(x.transpose(1, 2))
+        return layers[-1], lens, layers

@@ -1,0 +1,92 @@
+"""Speaker classifiers on an encoder layer, as multi-task (mtl) or adversarial auxiliary heads.
+
+``mtl`` and ``adversarial`` share one classifier; they differ only in the gradient that reaches the
+encoder: mtl passes it unchanged (speaker information is encouraged), adversarial passes it through
+a gradient reversal layer scaled by -lambda (speaker invariance is encouraged). The classifier itself
+minimises the cross-entropy in both cases.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from asr_gr.models.grl import lambda_at, scale_grad
+from asr_gr.models.registry import AUX_HEADS
+
+
+def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Mean over time of (B, T, C) frames, counting only the first ``lens[b]`` frames of row b."""
+    mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]).to(x.dtype)
+    return (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1).clamp(min=1).unsqueeze(-1)
+
+
+class SpeakerClassifier(nn.Module):
+    """Utterance-level classifier: mean pooling over time, then an MLP, then logits over speakers."""
+
+    def __init__(self, input_dim: int, num_speakers: int, hidden: int = 256, num_layers: int = 1,
+                 dropout: float = 0.1):
+        super().__init__()
+        layers, prev = [], input_dim
+        for _ in range(num_layers):
+            layers += [nn.Linear(prev, hidden), nn.ReLU(), nn.Dropout(dropout)]
+            prev = hidden
+        layers.append(nn.Linear(prev, num_speakers))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        return self.mlp(masked_mean(x, lens))
+
+
+@AUX_HEADS.register("mtl")
+class MTLSpeakerHead(nn.Module):
+    """Speaker classifier on layer ``spk_layer`` (1-based; negative counts from the top) whose loss,
+    weighted by ``spk_weight``, is added to CTC."""
+
+    reverse = False
+
+    def __init__(self, layer_dims: list[int], num_speakers: int, spk_layer: int = -1,
+                 spk_weight: float = 1.0, spk_lambda: float = 1.0, lambda_schedule: str = "constant",
+                 lambda_gamma: float = 10.0, hidden: int = 256, num_layers: int = 1,
+                 dropout: float = 0.1):
+        super().__init__()
+        n = len(layer_dims)
+        if not (1 <= spk_layer <= n or -n <= spk_layer <= -1):
+            raise ValueError(f"spk_layer={spk_layer} is out of range: the encoder has layers 1..{n}")
+        self.layer_index = spk_layer - 1 if spk_layer > 0 else n + spk_layer
+        self.spk_weight, self.spk_lambda = spk_weight, spk_lambda
+        self.lambda_schedule, self.lambda_gamma = lambda_schedule, lambda_gamma
+        lambda_at(lambda_schedule, spk_lambda, 0.0)  # fail early on an unknown schedule
+        self.classifier = SpeakerClassifier(layer_dims[self.layer_index], num_speakers, hidden,
+                                            num_layers, dropout)
+
+    def grad_scale(self, progress: float) -> tuple[float, float]:
+        """(scale applied to the gradient reaching the encoder, current lambda)."""
+        return 1.0, 0.0
+
+    def forward(self, layers, lens, spk, progress: float = 0.0):
+        """Return (weighted loss, stats) for rows with a known speaker (spk >= 0)."""
+        scale, lam = self.grad_scale(progress)
+        x = scale_grad(layers[self.layer_index], scale)
+        logits = self.classifier(x, lens)
+        known = spk >= 0
+        if not bool(known.any()):
+            zero = logits.sum() * 0.0
+            return zero, {"loss_spk": 0.0, "acc_spk": 0.0, "lambda": lam, "n_spk": 0}
+        ce = F.cross_entropy(logits[known], spk[known])
+        acc = (logits[known].argmax(-1) == spk[known]).float().mean()
+        return self.spk_weight * ce, {"loss_spk": ce.item(), "acc_spk": acc.item(), "lambda": lam,
+                                      "n_spk": int(known.sum())}
+
+
+@AUX_HEADS.register("adversarial")
+class AdversarialSpeakerHead(MTLSpeakerHead):
+    """The same classifier behind a gradient reversal layer: the encoder receives -lambda times the
+    gradient of the speaker loss, lambda following ``lambda_schedule``."""
+
+    reverse = True
+
+    def grad_scale(self, progress: float) -> tuple[float, float]:
+        lam = lambda_at(self.lambda_schedule, self.spk_lambda, progress, self.lambda_gamma)
+        return -lam, lam

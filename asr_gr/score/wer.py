@@ -1,0 +1,157 @@
+"""WER/CER with jiwer, aggregated per utterance and per speaker, written as sclite-like reports."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jiwer
+
+from asr_gr.utils import atomic_write_text
+
+
+@dataclass
+class Counts:
+    snt: int = 0
+    ref: int = 0  # reference words (or characters)
+    corr: int = 0
+    sub: int = 0
+    dele: int = 0
+    ins: int = 0
+    snt_err: int = 0
+
+    @property
+    def err(self) -> int:
+        return self.sub + self.dele + self.ins
+
+    def rate(self, n: int) -> float:
+        return 100.0 * n / self.ref if self.ref else 0.0
+
+    def __iadd__(self, o: "Counts") -> "Counts":
+        for k in ("snt", "ref", "corr", "sub", "dele", "ins", "snt_err"):
+            setattr(self, k, getattr(self, k) + getattr(o, k))
+        return self
+
+    def as_dict(self) -> dict:
+        return {"snt": self.snt, "ref": self.ref, "corr": self.corr, "sub": self.sub, "del": self.dele,
+                "ins": self.ins, "err": self.err, "err_rate": round(self.rate(self.err), 2)}
+
+
+def _counts(out, ref_len: int) -> Counts:
+    c = Counts(snt=1, ref=ref_len, corr=out.hits, sub=out.substitutions, dele=out.deletions,
+               ins=out.insertions)
+    c.snt_err = int(c.err > 0)
+    return c
+
+
+def utterance_counts(ref: str, hyp: str, unit: str = "word") -> tuple[Counts, object | None]:
+    """Error counts of one utterance. ``unit`` 'word' (WER) or 'char' (CER, spaces count as a char)."""
+    ref, hyp = " ".join(ref.split()), " ".join(hyp.split())
+    n = len(ref.split()) if unit == "word" else len(ref)
+    if not hyp:
+        return Counts(snt=1, ref=n, dele=n, snt_err=int(n > 0)), None
+    out = jiwer.process_words(ref, hyp) if unit == "word" else jiwer.process_characters(ref, hyp)
+    return _counts(out, n), out
+
+
+@dataclass
+class ScoreReport:
+    total: dict = field(default_factory=dict)  # unit -> Counts
+    per_spk: dict = field(default_factory=dict)  # unit -> {spk: Counts}
+    per_utt: dict = field(default_factory=dict)  # utt -> (ref, hyp, Counts(word), alignment)
+
+
+def score(refs: dict, hyps: dict, utt2spk: dict) -> ScoreReport:
+    """Score every reference utterance; a missing hypothesis counts as empty (all deletions)."""
+    rep = ScoreReport()
+    for unit in ("word", "char"):
+        rep.total[unit] = Counts()
+        rep.per_spk[unit] = {}
+    for utt in sorted(refs):
+        ref, hyp = refs[utt], hyps.get(utt, "")
+        spk = utt2spk[utt]
+        for unit in ("word", "char"):
+            c, out = utterance_counts(ref, hyp, unit)
+            rep.total[unit] += c
+            rep.per_spk[unit].setdefault(spk, Counts())
+            rep.per_spk[unit][spk] += c
+            if unit == "word":
+                rep.per_utt[utt] = (ref, hyp, c, out)
+    return rep
+
+
+def _table(per_spk: dict, total: Counts, title: str) -> str:
+    head = f"{'SPKR':<12}| {'# Snt':>5} {'# Wrd':>6} | {'Corr':>6} {'Sub':>6} {'Del':>6} {'Ins':>6} {'Err':>6} {'S.Err':>6}"
+    if title == "CER":
+        head = head.replace("# Wrd", "# Chr")
+    rule = "-" * len(head)
+    lines = [f",{'-' * (len(head) - 2)}.", f"| {title:^{len(head) - 4}} |", rule, head, rule]
+
+    def row(name, c: Counts):
+        pct = c.rate
+        serr = 100.0 * c.snt_err / c.snt if c.snt else 0.0
+        return (f"{name:<12}| {c.snt:>5} {c.ref:>6} | {pct(c.corr):>6.1f} {pct(c.sub):>6.1f} "
+                f"{pct(c.dele):>6.1f} {pct(c.ins):>6.1f} {pct(c.err):>6.1f} {serr:>6.1f}")
+
+    for spk in sorted(per_spk):
+        lines.append(row(spk, per_spk[spk]))
+    lines.append(rule)
+    lines.append(row("Sum/Avg", total))
+    errs = [c.rate(c.err) for c in per_spk.values()]
+    if errs:
+        lines.append(f"{'Mean':<12}|{'':>14}|{'':>28}{statistics.mean(errs):>6.1f}")
+        lines.append(f"{'S.D.':<12}|{'':>14}|{'':>28}{(statistics.stdev(errs) if len(errs) > 1 else 0.0):>6.1f}")
+        lines.append(f"{'Median':<12}|{'':>14}|{'':>28}{statistics.median(errs):>6.1f}")
+    lines.append(f"`{'-' * (len(head) - 2)}'")
+    return "\n".join(lines) + "\n"
+
+
+def _alignment_lines(ref: str, hyp: str, out) -> tuple[str, str, str]:
+    """sclite-style REF/HYP/Eval lines: correct words lower-case, errors upper-case, gaps ``***``."""
+    r, h = ref.split(), hyp.split()
+    if out is None:
+        cols = [(w.upper(), "***", "D") for w in r]
+    else:
+        cols = []
+        for ch in out.alignments[0]:
+            if ch.type == "equal":
+                cols += [(r[i].lower(), h[j].lower(), "") for i, j in zip(range(ch.ref_start_idx, ch.ref_end_idx),
+                                                          range(ch.hyp_start_idx, ch.hyp_end_idx))]
+            elif ch.type == "substitute":
+                cols += [(r[i].upper(), h[j].upper(), "S") for i, j in zip(range(ch.ref_start_idx, ch.ref_end_idx),
+                                                           range(ch.hyp_start_idx, ch.hyp_end_idx))]
+            elif ch.type == "delete":
+                cols += [(r[i].upper(), "***", "D") for i in range(ch.ref_start_idx, ch.ref_end_idx)]
+            elif ch.type == "insert":
+                cols += [("***", h[j].upper(), "I") for j in range(ch.hyp_start_idx, ch.hyp_end_idx)]
+    widths = [max(len(a), len(b), len(e)) for a, b, e in cols]
+    fmt = lambda k: " ".join(c[k].ljust(w) for c, w in zip(cols, widths)).rstrip()  # noqa: E731
+    return fmt(0), fmt(1), fmt(2)
+
+
+def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
+    """Write result.txt (summary + per-speaker WER and CER tables), per_spk.txt, per_utt.txt and
+    result.json. Returns the summary dict."""
+    out_dir = Path(out_dir)
+    w, c = rep.total["word"], rep.total["char"]
+    summary = {"wer": round(w.rate(w.err), 2), "cer": round(c.rate(c.err), 2), "word": w.as_dict(),
+               "char": c.as_dict(), "num_utts": w.snt, "num_spk": len(rep.per_spk["word"])}
+    head = (f"{title}\n" if title else "") + (
+        f"%WER {w.rate(w.err):.2f} [ {w.err} / {w.ref}, {w.ins} ins, {w.dele} del, {w.sub} sub ]\n"
+        f"%CER {c.rate(c.err):.2f} [ {c.err} / {c.ref}, {c.ins} ins, {c.dele} del, {c.sub} sub ]\n"
+        f"%SER {100.0 * w.snt_err / max(1, w.snt):.2f} [ {w.snt_err} / {w.snt} ]\n"
+        f"Scored {w.snt} sentences, {len(rep.per_spk['word'])} speakers\n\n")
+    wer_table = _table(rep.per_spk["word"], w, "WER")
+    cer_table = _table(rep.per_spk["char"], c, "CER")
+    atomic_write_text(out_dir / "result.txt", head + wer_table + "\n" + cer_table)
+    atomic_write_text(out_dir / "per_spk.txt", wer_table + "\n" + cer_table)
+    utt_lines = []
+    for utt, (ref, hyp, cnt, out) in sorted(rep.per_utt.items()):
+        r, h, e = _alignment_lines(ref, hyp, out)
+        utt_lines.append(f"id: ({utt})\nScores: (#C #S #D #I) {cnt.corr} {cnt.sub} {cnt.dele} {cnt.ins}\n"
+                         f"REF:  {r}\nHYP:  {h}\nEval: {e}\n")
+    atomic_write_text(out_dir / "per_utt.txt", "\n".join(utt_lines))
+    atomic_write_text(out_dir / "result.json", json.dumps(summary, indent=1) + "\n")
+    return summary

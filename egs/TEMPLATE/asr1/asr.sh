@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The stages every asr_gr recipe shares. A recipe's run.sh sets its corpus (data sets, local data
+# preparation, configs) and calls this script; each stage calls one `python -m asr_gr.bin.<tool>`.
+#
+#   1  data prep      local/data_prep.sh                 -> data/<set>/ (Kaldi data dirs)
+#   2  features       asr_gr.bin.compute_fbank           -> dump/fbank/<set>/ feats.{ark,scp} cmvn.ark
+#                     asr_gr.bin.tokenizer               -> data/token_list/char/tokens.txt
+#   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
+#   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
+#   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
+#
+# Options (set before parse_options.sh; "--train-config conf/x.yaml" sets train_config):
+set -euo pipefail
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*" >&2
+}
+
+stage=1                 # first stage to run
+stop_stage=5            # last stage to run
+aux="none mtl adversarial"  # speaker head(s) to train: none, mtl, adversarial (space-separated list)
+train_set=train         # transcribed training set
+heldout_set=train_heldout  # seen speakers' held-out utterances (speaker accuracy); "" for none
+valid_set=dev           # validation set (best checkpoint)
+test_sets="dev test"    # sets decoded and scored in stages 4-5
+extra_sets=""           # other sets to extract features for (e.g. untranscribed)
+data_prep_opts=""       # options for local/data_prep.sh
+train_config=conf/train.yaml
+train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
+tag=""                  # exp dir name; default <train_config name>_<aux>
+checkpoint=best.pt      # checkpoint decoded in stage 4
+nj=2                    # parallel jobs (torch threads in training and decoding)
+num_mel_bins=80
+
+. utils/parse_options.sh
+
+[ -f path.sh ] && . ./path.sh
+
+conf_name=$(basename "${train_config}" .yaml)
+tag_for() { if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1"; fi; }
+feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${extra_sets}"
+feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
+
+if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
+  log "stage 1: data preparation"
+  local/data_prep.sh ${data_prep_opts}
+  for s in ${feat_sets}; do
+    opts=""; [ -f data/${s}/text ] || opts="--no-text"
+    python -m asr_gr.bin.validate_data_dir ${opts} data/${s}
+  done
+fi
+
+if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
+  log "stage 2: fbank features (${num_mel_bins} bins) and the token list"
+  for s in ${feat_sets}; do
+    if [ -f dump/fbank/${s}/.done ]; then log "dump/fbank/${s} is done; skipping"; continue; fi
+    opts=""; [ "${s}" = "${train_set}" ] && opts="--cmvn"
+    [ -f data/${s}/text ] || opts="${opts} --no-text"
+    python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} \
+      --num-mel-bins ${num_mel_bins} ${opts}
+    touch dump/fbank/${s}/.done
+  done
+  python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out data/token_list/char/tokens.txt
+fi
+
+if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
+  for a in ${aux}; do
+    expdir=exp/$(tag_for ${a})
+    log "stage 3: training --aux ${a} -> ${expdir} (log: ${expdir}/train.log)"
+    heldout_opt=""; [ -n "${heldout_set}" ] && heldout_opt="--heldout-dir dump/fbank/${heldout_set}"
+    python -m asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
+      --train-dir dump/fbank/${train_set} --valid-dir dump/fbank/${valid_set} ${heldout_opt} \
+      --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/${train_set}/cmvn.ark \
+      --set num_threads=${nj} ${train_opts}
+  done
+fi
+
+if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
+  for a in ${aux}; do
+    expdir=exp/$(tag_for ${a})
+    for s in ${test_sets} ${heldout_set}; do
+      log "stage 4: decoding ${s} with ${expdir}/${checkpoint}"
+      python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
+        --out-dir ${expdir}/decode_${s} --checkpoint ${checkpoint} --num-threads ${nj}
+    done
+  done
+fi
+
+if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
+  for a in ${aux}; do
+    expdir=exp/$(tag_for ${a})
+    for s in ${test_sets} ${heldout_set}; do
+      log "stage 5: scoring ${expdir}/decode_${s}"
+      python -m asr_gr.bin.score --ref-dir dump/fbank/${s} --hyp ${expdir}/decode_${s}/hyp.txt \
+        --out-dir ${expdir}/decode_${s}/score
+    done
+  done
+  python -m asr_gr.bin.results --exp-root exp --test-set $(echo ${test_sets} | awk '{print $NF}') \
+    ${heldout_set:+--heldout-set ${heldout_set}}
+fi
+log "finished stages ${stage}-${stop_stage}"

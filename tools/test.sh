@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Install the environment if it is missing, then run the test suite. Extra arguments go to pytest:
+#   tools/test.sh -k grl
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+"$root/tools/install.sh"
+cd "$root"
+exec "$root/tools/venv/bin/python" -m pytest -q tests "$@"
