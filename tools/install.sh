@@ -4,7 +4,7 @@
 #   tools/install.sh            # uses python3.11 if present, else python3
 #   PYTHON=/path/to/python3.11 tools/install.sh
 set -euo pipefail
-root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")" && cd .. && pwd)
 venv="$root/tools/venv"
 req="$root/tools/requirements.txt"
 stamp="$venv/.asr_gr_installed"

@@ -1,0 +1,76 @@
+"""End to end: egs/mini_synth/asr1/run.sh on a tiny corpus, all stages, all three systems."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from asr_gr.data.kaldi_dir import read_table
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "egs" / "mini_synth" / "asr1"
+
+TINY_CONF = """
+encoder: conv_glu
+encoder_conf: {channels: [32, 32, 32], kernels: [5, 3, 3], stride: 3, dropout: 0.1}
+aux_conf: {spk_layer: 2, spk_weight: 0.5, spk_lambda: 0.5, lambda_schedule: constant, hidden: 32}
+max_epochs: 1
+batch_frames: 4000
+warmup_steps: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory):
+    """A copy of the recipe in a temp tree shaped like the repo (so ../../../tools resolves)."""
+    top = tmp_path_factory.mktemp("repo")
+    (top / "tools").symlink_to(ROOT / "tools")
+    (top / "utils").symlink_to(ROOT / "utils")
+    d = top / "egs" / "mini_synth" / "asr1"
+    (top / "egs" / "TEMPLATE" / "asr1").mkdir(parents=True)
+    (top / "egs" / "TEMPLATE" / "asr1" / "asr.sh").symlink_to(ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
+    shutil.copytree(RECIPE, d, symlinks=True, ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"))
+    (d / "conf" / "tiny.yaml").write_text(TINY_CONF)
+    return d
+
+
+def _run(recipe, *args, check=True):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "1",
+                           *args], cwd=recipe, env=env, capture_output=True, text=True, check=check)
+
+
+def test_run_sh_all_stages_three_systems(recipe):
+    p = _run(recipe, check=False)
+    assert p.returncode == 0, p.stderr[-3000:]
+    results = (recipe / "exp" / "RESULTS.md").read_text()
+    for aux in ("none", "mtl", "adversarial"):
+        assert f"| tiny_{aux} | {aux} |" in results
+        exp = recipe / "exp" / f"tiny_{aux}"
+        hyp = read_table(exp / "decode_test" / "hyp.txt", allow_empty_value=True)
+        assert set(hyp) == set(read_table(recipe / "data" / "test" / "text"))
+        result = (exp / "decode_test" / "score" / "result.txt").read_text()
+        assert "%WER" in result and "Sum/Avg" in result
+        spks = set(read_table(recipe / "data" / "test" / "utt2spk").values())
+        assert all(any(line.startswith(s + " ") for line in result.splitlines()) for s in spks)
+        acc = exp / "decode_train_heldout" / "spk_acc.json"
+        assert acc.exists() == (aux != "none")
+        assert (exp / "config.yaml").exists() and (exp / "train.log").exists() and (exp / "epoch1.pt").exists()
+    assert "WER" in p.stdout + p.stderr  # the table is printed at the end
+
+
+def test_rerun_one_stage_resumes_and_reuses(recipe):
+    exp = recipe / "exp" / "tiny_adversarial"
+    before = (exp / "checkpoint.pt").stat().st_mtime_ns
+    p = _run(recipe, "--stage", "3", "--stop-stage", "3", "--aux", "adversarial")
+    assert "training already finished" in p.stderr
+    assert (exp / "checkpoint.pt").stat().st_mtime_ns == before
+    assert json.loads((exp / "train_summary.json").read_text())["epochs"] == 1
+
+
+def test_unknown_option_is_an_error(recipe):
+    p = _run(recipe, "--stage", "5", "--auxx", "mtl", check=False)
+    assert p.returncode != 0 and "unknown option '--auxx'" in p.stderr
