@@ -29,6 +29,10 @@ class ConfigError(ValueError):
     """A problem with a configuration value: the message names the key and reason."""
 
 
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. too many non-finite steps); the message says why."""
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

@@ -5,17 +5,17 @@ from __future__ import annotations
 import functools
 import sys
 
-from asr_gr.utils import ConfigError, DataError
+from asr_gr.utils import ConfigError, DataError, TrainingError
 
 
 def main_guard(fn):
-    """Run ``fn``; a DataError/ConfigError prints ``ERROR: <file:line: reason>`` and exits 1."""
+    """Run ``fn``; a DataError/ConfigError/TrainingError prints ``ERROR: <file:line: reason>`` and exits 1."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (DataError, ConfigError) as e:
+        except (DataError, ConfigError, TrainingError) as e:
             print(f"ERROR: {e}", file=sys.stderr)
             sys.exit(1)
 

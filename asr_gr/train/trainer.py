@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import CharTokenizer
-from asr_gr.utils import atomic_path, atomic_write_text
+from asr_gr.utils import TrainingError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,10 @@ TRAIN_DEFAULTS = {
     "seed": 1,
     "num_threads": 0,  # 0: torch's default
     "best_metric": "valid_cer",  # lower is better
+    "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
+    "max_bad_steps": 20,  # steps with a non-finite loss/gradient are skipped; stop after this many
 }
+
 
 
 def cosine_with_warmup(warmup: int, total: int, final_ratio: float):
@@ -88,6 +92,7 @@ class Trainer:
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.optim, cosine_with_warmup(config["warmup_steps"], self.total_steps, config["final_lr_ratio"]))
         self.epoch, self.step, self.train_seconds = 0, 0, 0.0
+        self.batch_in_epoch, self.epoch_sums, self.bad_steps = 0, {}, 0
         self.best = None
         self.gen = torch.Generator().manual_seed(config["seed"])
 
@@ -103,42 +108,67 @@ class Trainer:
                  self.config["encoder"], self.config["aux"], n_params / 1e6, len(self.spk2id),
                  len(self.tokenizer))
 
-    def save(self) -> None:
+    def save(self, *, epoch_end: bool) -> None:
+        """Write checkpoint.pt atomically (the previous one is kept as checkpoint.prev.pt, used if the
+        newest cannot be read); at the end of an epoch also epoch<N>.pt (model weights)."""
         state = {"model": self.model.state_dict(), "optim": self.optim.state_dict(),
                  "sched": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
-                 "train_seconds": self.train_seconds, "best": self.best,
+                 "batch_in_epoch": self.batch_in_epoch, "epoch_sums": self.epoch_sums,
+                 "bad_steps": self.bad_steps, "train_seconds": self.train_seconds, "best": self.best,
                  "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state()}
-        with atomic_path(self.exp / f"epoch{self.epoch}.pt") as tmp:
-            torch.save(self.model.state_dict(), tmp)
-        with atomic_path(self.exp / "checkpoint.pt") as tmp:
+        if epoch_end:
+            with atomic_path(self.exp / f"epoch{self.epoch}.pt") as tmp:
+                torch.save(self.model.state_dict(), tmp)
+        ckpt = self.exp / "checkpoint.pt"
+        with atomic_path(ckpt) as tmp:
             torch.save(state, tmp)
+            if ckpt.exists():
+                os.replace(ckpt, self.exp / "checkpoint.prev.pt")
 
     def resume(self) -> bool:
-        ckpt = self.exp / "checkpoint.pt"
-        if not ckpt.exists():
+        """Continue from checkpoint.pt (or checkpoint.prev.pt if the newest is unreadable)."""
+        state = None
+        for name in ("checkpoint.pt", "checkpoint.prev.pt"):
+            ckpt = self.exp / name
+            if not ckpt.exists():
+                continue
+            try:
+                state = load_checkpoint(ckpt)
+                break
+            except Exception as e:  # truncated or corrupt file: say so and fall back
+                log.warning("%s cannot be loaded (%s); trying the previous checkpoint", ckpt,
+                            str(e).splitlines()[0] if str(e) else type(e).__name__)
+        if state is None:
             return False
-        state = load_checkpoint(ckpt)
         self.model.load_state_dict(state["model"])
         self.optim.load_state_dict(state["optim"])
         self.sched.load_state_dict(state["sched"])
         self.epoch, self.step = state["epoch"], state["step"]
+        self.batch_in_epoch, self.epoch_sums = state["batch_in_epoch"], state["epoch_sums"]
+        self.bad_steps = state["bad_steps"]
         self.train_seconds, self.best = state["train_seconds"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen_rng"])
-        log.info("resumed from %s: epoch %d, step %d", ckpt, self.epoch, self.step)
+        log.info("resumed from %s: epoch %d, batch %d of the next epoch, step %d", ckpt, self.epoch,
+                 self.batch_in_epoch, self.step)
         return True
 
     # ---- loops -------------------------------------------------------------------------------
     def train_epoch(self) -> dict:
+        """Train the rest of the current epoch (all of it, unless resumed mid-epoch)."""
         self.model.train()
-        self.sampler.set_epoch(self.epoch)
-        loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate)
-        sums: dict[str, float] = {}
-        n = 0
+        self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
+        # A generator of its own, so creating the iterator draws nothing from the global RNG (which
+        # drives dropout and is checkpointed): a resumed epoch then continues bit-exactly.
+        loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate,
+                                             generator=torch.Generator())
+        sums = self.epoch_sums
         t0 = time.time()
         bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config['max_epochs']}",
-                   disable=not self.progress, unit="batch", leave=False, mininterval=2)
+                   disable=not self.progress, unit="batch", leave=False, mininterval=2,
+                   initial=self.batch_in_epoch, total=self.steps_per_epoch)
         spec = self.config["specaug"]
+        every = self.config["save_every_steps"]
         for batch in bar:
             feats = batch["feats"]
             if spec:
@@ -147,16 +177,36 @@ class Trainer:
                                      progress=self.step / max(1, self.total_steps))
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
-            self.optim.step()
-            self.sched.step()
-            self.step += 1
-            n += 1
-            for k, v in stats.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{stats['loss']:.2f}")
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
+            self.batch_in_epoch += 1
+            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+                self.skip_bad_step(batch["utts"], loss, grad_norm)
+            else:
+                self.optim.step()
+                self.sched.step()
+                self.step += 1
+                sums["n"] = sums.get("n", 0) + 1
+                for k, v in stats.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                bar.set_postfix(loss=f"{stats['loss']:.2f}")
+            if every and self.batch_in_epoch % every == 0 and self.batch_in_epoch < self.steps_per_epoch:
+                self.train_seconds += time.time() - t0
+                t0 = time.time()
+                self.save(epoch_end=False)
         self.train_seconds += time.time() - t0
-        return {f"train_{k}": v / max(1, n) for k, v in sums.items() if not k.startswith("n_")}
+        n = max(1, sums.get("n", 0))
+        return {f"train_{k}": v / n for k, v in sums.items() if k != "n" and not k.startswith("n_")}
+
+    def skip_bad_step(self, utts, loss, grad_norm) -> None:
+        self.bad_steps += 1
+        self.optim.zero_grad(set_to_none=True)
+        log.warning("step skipped: non-finite %s (loss %s, grad norm %s) on batch starting %s; %d skipped "
+                    "so far", "loss" if not torch.isfinite(loss) else "gradient", float(loss.detach()),
+                    float(grad_norm), utts[0], self.bad_steps)
+        if self.bad_steps > self.config["max_bad_steps"]:
+            raise TrainingError(f"{self.bad_steps} steps had a non-finite loss or gradient (max_bad_steps="
+                                f"{self.config['max_bad_steps']}); lower lr or check the data near "
+                                f"'{utts[0]}'")
 
     @torch.no_grad()
     def validate(self) -> dict:
@@ -189,6 +239,7 @@ class Trainer:
         while self.epoch < self.config["max_epochs"]:
             stats = self.train_epoch()
             self.epoch += 1
+            self.batch_in_epoch, self.epoch_sums = 0, {}
             stats.update(self.validate())
             stats.update(epoch=self.epoch, step=self.step, lr=self.sched.get_last_lr()[0],
                          train_seconds=round(self.train_seconds, 1))
@@ -198,7 +249,7 @@ class Trainer:
                 self.best = metric
                 with atomic_path(self.exp / "best.pt") as tmp:
                     torch.save(self.model.state_dict(), tmp)
-            self.save()
+            self.save(epoch_end=True)
             with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(stats) + "\n")
             log.info("epoch %d: %s%s", self.epoch,
