@@ -9,7 +9,7 @@ setup(
     python_requires=">=3.11",
     install_requires=[
         "torch", "torchaudio", "kaldiio", "sentencepiece", "pyyaml", "jiwer", "soundfile", "tqdm",
-        "numpy", "espeakng-loader",
+        "numpy", "espeakng-loader", "matplotlib",
     ],
     extras_require={"test": ["pytest"]},
 )

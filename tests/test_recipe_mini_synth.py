@@ -58,7 +58,8 @@ def test_run_sh_all_stages_three_systems(recipe):
         assert all(any(line.startswith(s + " ") for line in result.splitlines()) for s in spks)
         acc = exp / "decode_train_heldout" / "spk_acc.json"
         assert acc.exists() == (aux != "none")
-        assert (exp / "config.yaml").exists() and (exp / "train.log").exists() and (exp / "epoch1.pt").exists()
+        for f in ("config.yaml", "train.log", "epoch1.pt", "best.pt", "metrics.jsonl", "curves.png"):
+            assert (exp / f).exists(), f
     assert "WER" in p.stdout + p.stderr  # the table is printed at the end
 
 

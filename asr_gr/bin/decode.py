@@ -62,7 +62,8 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     model, cfg, tok, spk2id = load_trained(args.exp_dir, args.checkpoint)
     cmvn = CMVN.from_file(cfg["cmvn"])
-    ds = FeatureDataset(args.data_dir, cmvn=cmvn, input_dim=cfg["input_dim"], spk2id=spk2id)
+    ds = FeatureDataset(args.data_dir, cmvn=cmvn, input_dim=cfg["input_dim"], spk2id=spk2id,
+                        utt_cmn=cfg.get("utt_cmn", False))
     loader = torch.utils.data.DataLoader(
         ds, batch_sampler=BucketSampler(ds.lengths, args.batch_frames, shuffle=False), collate_fn=collate)
     hyps: dict[str, str] = {}

@@ -28,14 +28,14 @@ def main(argv=None):
     ap.add_argument("--nj", type=int, default=2, help="worker processes")
     ap.add_argument("--tiny", action="store_true", help="a tiny corpus for tests: "
                     + ", ".join(f"{k}={v}" for k, v in TINY_OPTIONS.items()) + " (options below override)")
-    ap.add_argument("--num-train-spk", type=int, help="training speakers (default 36)")
+    ap.add_argument("--num-train-spk", type=int, help="training speakers (default 72)")
     ap.add_argument("--num-dev-spk", type=int, help="unseen dev speakers (default 3)")
     ap.add_argument("--num-test-spk", type=int,
                     help="unseen test speakers, the last with an accent training lacks (default 3)")
     ap.add_argument("--num-untranscribed-spk", type=int, help="speakers of the untranscribed set (default 6)")
-    ap.add_argument("--utts-per-spk", type=int, help="training utterances per training speaker (default 30)")
+    ap.add_argument("--utts-per-spk", type=int, help="training utterances per training speaker (default 14)")
     ap.add_argument("--heldout-per-spk", type=int,
-                    help="train_heldout utterances per training speaker (default 3)")
+                    help="train_heldout utterances per training speaker (default 2)")
     ap.add_argument("--eval-utts-per-spk", type=int, help="utterances per dev/test speaker (default 30)")
     ap.add_argument("--untranscribed-utts-per-spk", type=int,
                     help="utterances per untranscribed speaker (default 30)")

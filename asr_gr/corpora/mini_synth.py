@@ -39,7 +39,7 @@ from asr_gr.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 1  # bump when a change alters the generated audio or tables
+CORPUS_VERSION = 2  # bump when a change alters the generated audio or tables
 SAMPLE_RATE = 16000
 SETS = ("train", "train_heldout", "dev", "test", "untranscribed")
 
@@ -311,15 +311,17 @@ def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int,
     """Speakers with distinct (accent, variant) pairs; genders alternate within each set.
 
     Training cycles through the accents; dev, test and untranscribed speakers use accents that
-    training has, except the last test speaker, who gets UNSEEN_ACCENT.
+    training has, except the last test speaker, who gets UNSEEN_ACCENT. The dev, test and
+    untranscribed voices are drawn first, from a generator of their own, so they stay the same
+    whatever the number of training speakers: corpora of different sizes are scored on the same
+    unseen voices. Ids follow set order: training speakers first.
     """
-    rng = np.random.default_rng([seed, 1])
-    accents = [TRAIN_ACCENTS[i] for i in rng.permutation(len(TRAIN_ACCENTS))]
+    accents = [TRAIN_ACCENTS[i] for i in np.random.default_rng([seed, 1]).permutation(len(TRAIN_ACCENTS))]
     heard = accents[:min(num_train, len(accents))]
     used: set[tuple[str, str]] = set()
     variant_use = {v: 0 for v in MALE_VARIANTS + FEMALE_VARIANTS}
 
-    def variant_for(accent: str, gender: str) -> str:
+    def variant_for(accent: str, gender: str, rng: np.random.Generator) -> str:
         pool = [v for v in (MALE_VARIANTS if gender == "m" else FEMALE_VARIANTS) if (accent, v) not in used]
         if not pool:
             raise ValueError(f"too many speakers: no unused {gender} variant left for accent {accent}")
@@ -330,24 +332,27 @@ def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int,
         variant_use[v] += 1
         return v
 
-    plan = [("train", accents[i % len(accents)]) for i in range(num_train)]
+    eval_rng, train_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
+    eval_plan = []
     for name, n in (("dev", num_dev), ("test", num_test), ("untranscribed", num_untranscribed)):
-        order = [heard[i] for i in rng.permutation(len(heard))]
-        plan += [(name, order[i % len(order)]) for i in range(n)]
+        order = [heard[i] for i in eval_rng.permutation(len(heard))]
+        eval_plan += [(name, order[i % len(order)]) for i in range(n)]
     if num_test:
-        last_test = num_train + num_dev + num_test - 1
-        plan[last_test] = ("test", UNSEEN_ACCENT)
+        eval_plan[num_dev + num_test - 1] = ("test", UNSEEN_ACCENT)
+    train_plan = [("train", accents[i % len(accents)]) for i in range(num_train)]
 
-    speakers, index_in_set = [], {}
-    for i, (name, accent) in enumerate(plan):
-        k = index_in_set[name] = index_in_set.get(name, -1) + 1
-        gender = "mf"[(k + (name == "test")) % 2]
-        speakers.append(Speaker(
-            spk=f"s{i + 1:03d}", set=name, accent=accent, variant=variant_for(accent, gender),
-            gender=gender, pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
-            pitch_range=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
-            rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))))
-    return speakers
+    drawn: dict[str, list[dict]] = {}
+    for plan, rng in ((eval_plan, eval_rng), (train_plan, train_rng)):
+        for name, accent in plan:
+            k = len(drawn.setdefault(name, []))
+            gender = "mf"[(k + (name == "test")) % 2]
+            drawn[name].append(dict(
+                set=name, accent=accent, variant=variant_for(accent, gender, rng), gender=gender,
+                pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
+                pitch_range=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
+                rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))))
+    ordered = [f for name in ("train", "dev", "test", "untranscribed") for f in drawn.get(name, [])]
+    return [Speaker(spk=f"s{i + 1:03d}", **f) for i, f in enumerate(ordered)]
 
 
 # ----------------------------------------------------------------------------- audio
@@ -477,9 +482,9 @@ def _remove_stale_wavs(wav_dir: Path, keep: set[Path]) -> None:
             d.rmdir()
 
 
-def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk: int = 36,
+def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk: int = 72,
                 num_dev_spk: int = 3, num_test_spk: int = 3, num_untranscribed_spk: int = 6,
-                utts_per_spk: int = 30, heldout_per_spk: int = 3, eval_utts_per_spk: int = 30,
+                utts_per_spk: int = 14, heldout_per_spk: int = 2, eval_utts_per_spk: int = 30,
                 untranscribed_utts_per_spk: int = 30) -> dict:
     """Generate mini_synth into ``out_dir`` (audio) and ``data_dir`` (Kaldi data dirs).
 

@@ -17,12 +17,12 @@ class FeatureDataset(torch.utils.data.Dataset):
     """Utterances of a dump dir: normalised features, token ids (if transcribed) and speaker index.
 
     ``encode`` maps a transcript to token ids (None: the set is untranscribed, every row gets an
-    empty target). ``spk2id`` maps speaker labels to class indices; with ``unknown_spk='error'`` a
+    empty target). ``utt_cmn`` subtracts each utterance's own mean after the global CMVN. ``spk2id`` maps speaker labels to class indices; with ``unknown_spk='error'`` a
     speaker outside it is an error, with ``'ignore'`` it gets -1 (no speaker loss).
     """
 
     def __init__(self, dump_dir, *, cmvn=None, encode=None, spk2id: dict | None = None,
-                 unknown_spk: str = "ignore", input_dim: int | None = None):
+                 unknown_spk: str = "ignore", input_dim: int | None = None, utt_cmn: bool = False):
         d = Path(dump_dir)
         self.dir = d
         scp = d / "feats.scp"
@@ -30,6 +30,7 @@ class FeatureDataset(torch.utils.data.Dataset):
         self.utts = list(self.scp)
         self.lengths = self._lengths(d)
         self.cmvn = cmvn
+        self.utt_cmn = utt_cmn
         self.input_dim = input_dim
         self.targets: dict[str, list[int]] = {}
         if encode is not None:
@@ -81,6 +82,8 @@ class FeatureDataset(torch.utils.data.Dataset):
                             f"{self.input_dim}")
         if self.cmvn is not None:
             feats = self.cmvn(feats)
+        if self.utt_cmn:  # per-utterance mean removal (gain and channel), after the global CMVN
+            feats = feats - feats.mean(0, keepdims=True)
         return {"utt": utt, "feats": torch.from_numpy(feats), "ys": self.targets.get(utt, []),
                 "spk": self.spk2id.get(self.spk_label[utt], -1)}
 

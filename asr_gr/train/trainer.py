@@ -21,6 +21,7 @@ from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import CharTokenizer
+from asr_gr.train.curves import plot_curves
 from asr_gr.utils import TrainingError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ TRAIN_DEFAULTS = {
     "encoder_conf": {},
     "aux": "none",  # none | mtl | adversarial
     "aux_conf": {},  # spk_layer, spk_weight, spk_lambda, lambda_schedule, hidden, num_layers, dropout
+    "utt_cmn": False,  # also remove each utterance's mean (after global CMVN), in training and decoding
     "specaug": {"num_freq_masks": 2, "freq_width": 15, "num_time_masks": 2, "time_width": 20},
     "lr": 3e-3,
     "weight_decay": 0.01,
@@ -71,7 +73,7 @@ class Trainer:
         self.tokenizer = CharTokenizer.from_file(token_list)
         cmvn = CMVN.from_file(cmvn_path)
         self.input_dim = cmvn.dim
-        common = {"cmvn": cmvn, "input_dim": cmvn.dim}
+        common = {"cmvn": cmvn, "input_dim": cmvn.dim, "utt_cmn": config["utt_cmn"]}
         self.train_set = FeatureDataset(train_dir, encode=self.tokenizer.encode, **common)
         speakers = sorted(set(self.train_set.spk_label.values()))
         self.spk2id = {s: i for i, s in enumerate(speakers)}
@@ -252,6 +254,8 @@ class Trainer:
             self.save(epoch_end=True)
             with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(stats) + "\n")
+            plot_curves(self.exp / "metrics.jsonl", self.exp / "curves.png",
+                        title=f"{self.exp.name} (aux={self.config['aux']})")
             log.info("epoch %d: %s%s", self.epoch,
                      " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
                               if k not in ("epoch",)), " (best)" if improved else "")
