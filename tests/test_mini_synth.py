@@ -129,3 +129,14 @@ def test_grammar_vocabulary_and_sentences():
 def test_espeak_rejects_unknown_voice():
     with pytest.raises(RuntimeError, match="no voice"):
         ESpeak().synth("hello", "xx-nowhere+m1")
+
+
+def test_unseen_voices_do_not_depend_on_the_number_of_training_speakers():
+    from asr_gr.corpora.mini_synth import plan_speakers
+
+    def unseen(num_train):
+        return [(s.set, s.accent, s.variant, s.pitch, s.rate)
+                for s in plan_speakers(1, num_train, 3, 3, 6) if s.set != "train"]
+
+    assert unseen(36) == unseen(72) == unseen(10)
+    assert [s.spk for s in plan_speakers(1, 72, 3, 3, 6)][:2] == ["s001", "s002"]  # training first

@@ -25,9 +25,9 @@ fi
 
 echo "tools/install.sh: installing the pinned environment into $venv (about 2 minutes)" >&2
 [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -r "$req"
-"$venv/bin/python" -m pip install --quiet --no-deps --no-build-isolation -e "$root"
+"$venv/bin/python" -m pip install -qq --upgrade pip
+"$venv/bin/python" -m pip install -qq -r "$req"
+"$venv/bin/python" -m pip install -qq --no-deps --no-build-isolation -e "$root"
 "$venv/bin/python" -c 'import torch, torchaudio, kaldiio, sentencepiece, yaml, jiwer, soundfile, tqdm, espeakng_loader, matplotlib, asr_gr'
 echo "$want" > "$stamp"
 echo "tools/install.sh: done ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))" >&2

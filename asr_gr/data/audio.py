@@ -37,3 +37,19 @@ def load_audio(entry: str, *, where=("wav.scp", None), sample_rate: int | None =
     if sample_rate is not None and sr != sample_rate:
         raise DataError(path, line, f"audio file '{target}' is {sr} Hz; expected {sample_rate} Hz")
     return data[:, 0], sr
+
+
+def iter_utterances(data_dir, *, sample_rate: int | None = None, utts=None):
+    """Yield ``(utt, samples, sample_rate)`` for every utterance of a Kaldi data dir, in utt order.
+
+    Reads ``wav.scp`` entries (see :func:`load_audio`); ``utts`` restricts to a subset (parallel jobs).
+    Every error names the wav.scp line it comes from.
+    """
+    from asr_gr.data.kaldi_dir import read_table, table_line_numbers
+
+    wav_scp = Path(data_dir) / "wav.scp"
+    table = read_table(wav_scp)
+    lines = table_line_numbers(wav_scp)
+    for utt in (table if utts is None else utts):
+        samples, sr = load_audio(table[utt], where=(wav_scp, lines[utt]), sample_rate=sample_rate)
+        yield utt, samples, sr

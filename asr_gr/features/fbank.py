@@ -11,7 +11,7 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 from tqdm import tqdm
 
-from asr_gr.data.audio import load_audio
+from asr_gr.data.audio import iter_utterances
 from asr_gr.data.kaldi_dir import read_table, table_line_numbers, write_table
 from asr_gr.utils import DataError, atomic_path
 
@@ -44,20 +44,19 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, prog
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     wav_scp = data_dir / "wav.scp"
     table = read_table(wav_scp)
-    lines = table_line_numbers(wav_scp)
     out_dir.mkdir(parents=True, exist_ok=True)
     num_frames = {}
     ark = (out_dir / "feats.ark").resolve()
     # Nested so the ark is renamed into place before the scp that points at it.
     with atomic_path(out_dir / "feats.scp") as tmp_scp, atomic_path(ark, suffix=".ark") as tmp_ark:
         with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            for utt, entry in tqdm(table.items(), desc=f"fbank {data_dir.name}", disable=not progress,
-                                   unit="utt", mininterval=2):
-                samples, _ = load_audio(entry, where=(wav_scp, lines[utt]),
-                                        sample_rate=config.sample_frequency)
+            for utt, samples, _ in tqdm(iter_utterances(data_dir, sample_rate=config.sample_frequency),
+                                        total=len(table), desc=f"fbank {data_dir.name}",
+                                        disable=not progress, unit="utt", mininterval=2):
                 feats = config.compute(samples)
                 if feats.shape[0] == 0:
-                    raise DataError(wav_scp, lines[utt], f"utterance '{utt}' is shorter than one frame")
+                    raise DataError(wav_scp, table_line_numbers(wav_scp)[utt],
+                                    f"utterance '{utt}' is shorter than one frame")
                 writer(utt, feats)
                 num_frames[utt] = feats.shape[0]
         # The scp names the temporary ark; point it at the final name before both are renamed.
