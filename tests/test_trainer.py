@@ -114,3 +114,25 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog):
     assert t.resume()
     assert "checkpoint.pt cannot be loaded" in caplog.text
     assert t.epoch == 1  # checkpoint.prev.pt: the end of epoch 1
+
+
+def test_two_process_ddp_on_cpu_ranks_agree(tmp_path):
+    """torchrun with 2 CPU processes (gloo): batches are sharded, weights stay identical on both ranks."""
+    paths = make_setup(tmp_path / "data")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "asr_gr.bin.train", "--exp-dir", str(tmp_path / "exp"), "--no-progress", "--ngpu", "0",
+           "--train-dir", str(paths["train_dir"]), "--valid-dir", str(paths["valid_dir"]),
+           "--heldout-dir", str(paths["heldout_dir"]),
+           "--token-list", str(paths["token_list"]), "--cmvn", str(paths["cmvn_path"])]
+    for k, v in TINY_CONFIG.items():
+        cmd += ["--set", f"{k}={v}"] if not isinstance(v, dict) else \
+            [x for kk, vv in v.items() for x in ("--set", f"{k}.{kk}={vv}")]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    import json
+    summary = json.loads((tmp_path / "exp" / "train_summary.json").read_text())
+    single = _trainer(tmp_path, "single")
+    single.run()
+    assert summary["world_size"] == 2 and summary["steps"] == (single.steps_per_epoch // 2) * 2  # 2 epochs
+    assert "all 2 ranks agree" in (tmp_path / "exp" / "train.log").read_text()

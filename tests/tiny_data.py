@@ -12,7 +12,7 @@ from asr_gr.text.tokenizer import CharTokenizer, build_char_list
 WORDS = ["GO", "STOP", "LEFT", "RIGHT", "UP", "DOWN"]
 
 
-def make_dump(root, name="train", n_spk=3, utts_per_spk=6, dim=13, seed=0) -> Path:
+def make_dump(root, name="train", n_spk=3, utts_per_spk=6, dim=13, seed=0, prefix="spk") -> Path:
     rng = np.random.default_rng(seed)
     d = Path(root) / name
     d.mkdir(parents=True)
@@ -20,11 +20,11 @@ def make_dump(root, name="train", n_spk=3, utts_per_spk=6, dim=13, seed=0) -> Pa
     with kaldiio.WriteHelper(f"ark,scp:{d / 'feats.ark'},{d / 'feats.scp'}") as w:
         for s in range(n_spk):
             for u in range(utts_per_spk):
-                utt = f"spk{s}-{u:02d}"
+                utt = f"{prefix}{s}-{u:02d}"
                 words = list(rng.choice(WORDS, size=rng.integers(1, 4)))
                 frames = 12 * sum(len(x) + 1 for x in words)
                 w(utt, (rng.standard_normal((frames, dim)) + s).astype(np.float32))
-                text[utt], u2s[utt], wav[utt] = " ".join(words), f"spk{s}", "/dev/null"
+                text[utt], u2s[utt], wav[utt] = " ".join(words), f"{prefix}{s}", "/dev/null"
     write_data_dir(d, wav_scp=wav, utt2spk=u2s, text=text)
     (d / "wav.scp").unlink()
     n = {k: v.shape[0] for k, v in kaldiio.load_scp(str(d / "feats.scp")).items()}

@@ -12,6 +12,8 @@ EXP/config.yaml. A rerun of the same command resumes from EXP/checkpoint.pt.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
@@ -31,22 +33,33 @@ def main(argv=None):
     ap.add_argument("--train-dir", required=True)
     ap.add_argument("--valid-dir", required=True)
     ap.add_argument("--heldout-dir", help="seen speakers' held-out utterances: speaker accuracy of the aux head")
-    ap.add_argument("--token-list", required=True)
+    ap.add_argument("--untranscribed-dir", help="semi-supervised: a dump dir with utt2spk and no text; its "
+                    "batches add only the speaker loss (needs --aux mtl or adversarial)")
+    ap.add_argument("--token-list", required=True, help="tokens.txt (characters) or a sentencepiece .model")
     ap.add_argument("--cmvn", required=True, help="global CMVN stats (Kaldi cmvn.ark layout)")
+    ap.add_argument("--ngpu", type=int, help="GPUs per process: 0 = CPU (default from the config); for "
+                    "several GPUs or CPU workers launch with torchrun --nproc_per_node N")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     overrides = list(args.set)
     if args.aux is not None:
         overrides.append((["aux"], args.aux))
+    if args.ngpu is not None:
+        overrides.append((["ngpu"], args.ngpu))
     config = resolve(TRAIN_DEFAULTS, args.config, overrides)
     exp = Path(args.exp_dir)
-    setup_logging(exp / "train.log")
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    setup_logging(exp / "train.log" if main_rank else None, logging.INFO if main_rank else logging.WARNING)
     trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
-                      heldout_dir=args.heldout_dir, token_list=args.token_list, cmvn_path=args.cmvn,
+                      heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,
+                      token_list=args.token_list, cmvn_path=args.cmvn,
                       progress=not args.no_progress)
     trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
                          "cmvn": str(Path(args.cmvn).resolve())})
     summary = trainer.run()
+    trainer.dist.close()
+    if not main_rank:
+        return
     print(f"trained {summary['epochs']} epochs ({summary['steps']} steps) in {summary['train_seconds']:.0f} s; "
           f"exp dir {exp}")
 

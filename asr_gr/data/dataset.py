@@ -123,22 +123,68 @@ class BucketSampler(torch.utils.data.Sampler):
     """Length-bucketed batches in an order shuffled per epoch from ``seed + epoch`` (resumable:
     ``start`` skips the batches already trained on in this epoch)."""
 
-    def __init__(self, lengths, batch_frames: int, seed: int = 0, shuffle: bool = True):
+    def __init__(self, lengths, batch_frames: int, seed: int = 0, shuffle: bool = True, rank: int = 0,
+                 world_size: int = 1):
         self.batches = make_batches(lengths, batch_frames)
         self.seed, self.shuffle = seed, shuffle
+        self.rank, self.world_size = rank, world_size
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
-    def order(self) -> list[list[int]]:
-        batches = list(self.batches)
+    def _shuffled(self, batches, salt: int = 0) -> list[list[int]]:
+        batches = list(batches)
         if self.shuffle:
-            random.Random(self.seed * 100003 + self.epoch).shuffle(batches)
+            random.Random((self.seed * 100003 + self.epoch) * 7 + salt).shuffle(batches)
         return batches
 
+    def order(self) -> list[list[int]]:
+        return self._shuffled(self.batches)
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self._total() // self.world_size
+
+    def _total(self) -> int:
+        return len(self.batches)
+
+    def rank_order(self) -> list[list[int]]:
+        """This rank's batches of the epoch: every world_size-th, the same count on every rank."""
+        order = self.order()
+        return order[: self.batches_per_epoch * self.world_size][self.rank::self.world_size]
+
     def __iter__(self):
-        return iter(self.order()[self.start:])
+        return iter(self.rank_order()[self.start:])
 
     def __len__(self) -> int:
-        return len(self.batches) - self.start
+        return self.batches_per_epoch - self.start
+
+
+class MixedBucketSampler(BucketSampler):
+    """Batches of a main (transcribed) set interleaved with batches of an extra (untranscribed) set,
+    ``ratio`` extra batches per main batch, for a ConcatDataset([main, extra]). The extra set's
+    batches are cycled through if the ratio asks for more than it has."""
+
+    def __init__(self, lengths, extra_lengths, batch_frames: int, ratio: float, seed: int = 0, rank: int = 0,
+                 world_size: int = 1):
+        super().__init__(lengths, batch_frames, seed, rank=rank, world_size=world_size)
+        offset = len(lengths)
+        self.extra = [[i + offset for i in b] for b in make_batches(extra_lengths, batch_frames)]
+        self.ratio = ratio
+        self.n_extra = int(round(ratio * len(self.batches))) if self.extra else 0
+
+    def _total(self) -> int:
+        return len(self.batches) + self.n_extra
+
+    def order(self) -> list[list[int]]:
+        main, extra = self._shuffled(self.batches), self._shuffled(self.extra, salt=1)
+        out, acc, k = [], 0.0, 0
+        for b in main:
+            out.append(b)
+            acc += self.ratio
+            while acc >= 1.0 - 1e-9 and k < self.n_extra:
+                out.append(extra[k % len(extra)])
+                k, acc = k + 1, acc - 1.0
+        out.extend(extra[j % len(extra)] for j in range(k, self.n_extra))
+        return out

@@ -22,13 +22,30 @@ def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     return (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1).clamp(min=1).unsqueeze(-1)
 
 
+def masked_stats(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """Mean and standard deviation over valid frames, concatenated: (B, 2C)."""
+    mean = masked_mean(x, lens)
+    var = masked_mean((x - mean.unsqueeze(1)) ** 2, lens)
+    return torch.cat([mean, var.clamp(min=1e-8).sqrt()], dim=-1)
+
+
 class SpeakerClassifier(nn.Module):
-    """Utterance-level classifier: mean pooling over time, then an MLP, then logits over speakers."""
+    """Speaker classifier on a layer's frames.
+
+    ``pooling``: ``mean`` (mean over time, then an MLP), ``stats`` (mean and standard deviation),
+    or ``frame`` (the MLP classifies every frame, trained with per-frame cross-entropy, the common
+    choice in adversarial ASR work; an utterance's decision averages its frames' log-probabilities).
+    """
+
+    POOLINGS = ("mean", "stats", "frame")
 
     def __init__(self, input_dim: int, num_speakers: int, hidden: int = 256, num_layers: int = 1,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
-        layers, prev = [], input_dim
+        if pooling not in self.POOLINGS:
+            raise ValueError(f"pooling '{pooling}' is unknown; known: {', '.join(self.POOLINGS)}")
+        self.pooling = pooling
+        layers, prev = [], 2 * input_dim if pooling == "stats" else input_dim
         for _ in range(num_layers):
             layers += [nn.Linear(prev, hidden), nn.ReLU(), nn.Dropout(dropout)]
             prev = hidden
@@ -36,7 +53,22 @@ class SpeakerClassifier(nn.Module):
         self.mlp = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-        return self.mlp(masked_mean(x, lens))
+        """Utterance-level scores (B, num_speakers); argmax is the predicted speaker."""
+        if self.pooling == "frame":
+            return masked_mean(F.log_softmax(self.mlp(x), dim=-1), lens)
+        return self.mlp(masked_stats(x, lens) if self.pooling == "stats" else masked_mean(x, lens))
+
+    def loss(self, x: torch.Tensor, lens: torch.Tensor, spk: torch.Tensor):
+        """(cross-entropy, utterance accuracy) for rows with spk >= 0 (the caller selects them)."""
+        if self.pooling == "frame":
+            logits = self.mlp(x)  # (B, T, S)
+            mask = torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]
+            ce = F.cross_entropy(logits[mask], spk[:, None].expand_as(mask)[mask])
+            scores = masked_mean(F.log_softmax(logits, dim=-1), lens)
+        else:
+            scores = self(x, lens)
+            ce = F.cross_entropy(scores, spk)
+        return ce, (scores.argmax(-1) == spk).float().mean()
 
 
 @AUX_HEADS.register("mtl")
@@ -49,7 +81,7 @@ class MTLSpeakerHead(nn.Module):
     def __init__(self, layer_dims: list[int], num_speakers: int, spk_layer: int = -1,
                  spk_weight: float = 1.0, spk_lambda: float = 1.0, lambda_schedule: str = "constant",
                  lambda_gamma: float = 10.0, hidden: int = 256, num_layers: int = 1,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
         n = len(layer_dims)
         if not (1 <= spk_layer <= n or -n <= spk_layer <= -1):
@@ -59,7 +91,7 @@ class MTLSpeakerHead(nn.Module):
         self.lambda_schedule, self.lambda_gamma = lambda_schedule, lambda_gamma
         lambda_at(lambda_schedule, spk_lambda, 0.0)  # fail early on an unknown schedule
         self.classifier = SpeakerClassifier(layer_dims[self.layer_index], num_speakers, hidden,
-                                            num_layers, dropout)
+                                            num_layers, dropout, pooling)
 
     def grad_scale(self, progress: float) -> tuple[float, float]:
         """(scale applied to the gradient reaching the encoder, current lambda)."""
@@ -69,13 +101,11 @@ class MTLSpeakerHead(nn.Module):
         """Return (weighted loss, stats) for rows with a known speaker (spk >= 0)."""
         scale, lam = self.grad_scale(progress)
         x = scale_grad(layers[self.layer_index], scale)
-        logits = self.classifier(x, lens)
         known = spk >= 0
         if not bool(known.any()):
-            zero = logits.sum() * 0.0
+            zero = x.sum() * 0.0
             return zero, {"loss_spk": 0.0, "acc_spk": 0.0, "lambda": lam, "n_spk": 0}
-        ce = F.cross_entropy(logits[known], spk[known])
-        acc = (logits[known].argmax(-1) == spk[known]).float().mean()
+        ce, acc = self.classifier.loss(x[known], lens[known], spk[known])
         return self.spk_weight * ce, {"loss_spk": ce.item(), "acc_spk": acc.item(), "lambda": lam,
                                       "n_spk": int(known.sum())}
 

@@ -15,14 +15,16 @@ from torchaudio.functional import edit_distance
 from tqdm import tqdm
 
 from asr_gr.config import dump
-from asr_gr.data.dataset import BucketSampler, FeatureDataset, collate
+from asr_gr.data.dataset import BucketSampler, FeatureDataset, MixedBucketSampler, collate
 from asr_gr.decode.ctc import greedy_decode
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.models.asr_model import build_model
-from asr_gr.text.tokenizer import CharTokenizer
-from asr_gr.train.curves import plot_curves
-from asr_gr.utils import TrainingError, atomic_path, atomic_write_text
+from asr_gr.text.tokenizer import load_tokenizer
+from asr_gr.train.average import average_state_dicts, best_epochs
+from asr_gr.train.curves import plot_curves, read_metrics
+from asr_gr.train.distributed import DistInfo
+from asr_gr.utils import ConfigError, TrainingError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +35,8 @@ TRAIN_DEFAULTS = {
     "aux_conf": {},  # spk_layer, spk_weight, spk_lambda, lambda_schedule, hidden, num_layers, dropout
     "utt_cmn": False,  # also remove each utterance's mean (after global CMVN), in training and decoding
     "specaug": {"num_freq_masks": 2, "freq_width": 15, "num_time_masks": 2, "time_width": 20},
+    "optim": "adamw",  # adam | adamw
+    "scheduler": "cosine",  # cosine (linear warm-up, cosine decay) | noam
     "lr": 3e-3,
     "weight_decay": 0.01,
     "warmup_steps": 200,
@@ -42,7 +46,11 @@ TRAIN_DEFAULTS = {
     "grad_clip": 5.0,
     "seed": 1,
     "num_threads": 0,  # 0: torch's default
+    "ngpu": 0,  # 0: CPU; 1: one GPU per process (several GPUs: launch with torchrun)
     "best_metric": "valid_cer",  # lower is better
+    "untranscribed_ratio": 0.5,  # untranscribed batches per transcribed batch (semi-supervised)
+    "log_every_steps": 0,  # also log the step's stats to train.log every N steps (0: per epoch only)
+    "nbest_average": 0,  # at the end, average the N best epochs into avg<N>.pt (0: off)
     "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
     "max_bad_steps": 20,  # steps with a non-finite loss/gradient are skipped; stop after this many
 }
@@ -58,25 +66,60 @@ def cosine_with_warmup(warmup: int, total: int, final_ratio: float):
     return f
 
 
+def noam(warmup: int, d_model: int = 256):
+    """The Transformer schedule: lr * min(step^-0.5, step * warmup^-1.5) * warmup^0.5 (peak = lr)."""
+    def f(step: int) -> float:
+        step = step + 1
+        return min(step ** -0.5, step * warmup ** -1.5) * warmup ** 0.5
+    return f
+
+
+def make_optimizer(model, config: dict, total_steps: int):
+    params = model.parameters()
+    if config["optim"] == "adamw":
+        optim = torch.optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    elif config["optim"] == "adam":
+        optim = torch.optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
+    else:
+        raise ConfigError(f"optim: unknown optimiser '{config['optim']}'; known: adam, adamw")
+    if config["scheduler"] == "cosine":
+        fn = cosine_with_warmup(config["warmup_steps"], total_steps, config["final_lr_ratio"])
+    elif config["scheduler"] == "noam":
+        fn = noam(max(1, config["warmup_steps"]))
+    else:
+        raise ConfigError(f"scheduler: unknown schedule '{config['scheduler']}'; known: cosine, noam")
+    return optim, torch.optim.lr_scheduler.LambdaLR(optim, fn)
+
+
 def load_checkpoint(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
 class Trainer:
     def __init__(self, config: dict, exp_dir, *, train_dir, valid_dir, token_list, cmvn_path,
-                 heldout_dir=None, progress: bool = True):
+                 heldout_dir=None, untranscribed_dir=None, progress: bool = True):
         self.config, self.exp = config, Path(exp_dir)
-        self.progress = progress
+        self.dist = DistInfo.from_env(config["ngpu"])
+        self.device = self.dist.device
+        self.progress = progress and self.dist.is_main
         self.exp.mkdir(parents=True, exist_ok=True)
         if config["num_threads"]:
             torch.set_num_threads(config["num_threads"])
-        self.tokenizer = CharTokenizer.from_file(token_list)
+        self.tokenizer = load_tokenizer(token_list)
         cmvn = CMVN.from_file(cmvn_path)
         self.input_dim = cmvn.dim
         common = {"cmvn": cmvn, "input_dim": cmvn.dim, "utt_cmn": config["utt_cmn"]}
         self.train_set = FeatureDataset(train_dir, encode=self.tokenizer.encode, **common)
-        speakers = sorted(set(self.train_set.spk_label.values()))
-        self.spk2id = {s: i for i, s in enumerate(speakers)}
+        speakers = set(self.train_set.spk_label.values())
+        untranscribed = None
+        if untranscribed_dir is not None:
+            if config["aux"] == "none":
+                raise ConfigError("an untranscribed set adds only a speaker loss: it needs --aux mtl or "
+                                  "adversarial, not none")
+            untranscribed = FeatureDataset(untranscribed_dir, **common)
+            speakers |= set(untranscribed.spk_label.values())
+        # The classifier's classes: training speakers, plus those of the untranscribed set.
+        self.spk2id = {s: i for i, s in enumerate(sorted(speakers))}
         self.train_set.spk2id = self.spk2id
         self.valid_set = FeatureDataset(valid_dir, encode=self.tokenizer.encode, **common)
         self.heldout_set = None
@@ -85,14 +128,22 @@ class Trainer:
 
         torch.manual_seed(config["seed"])
         random.seed(config["seed"])
-        self.model = build_model(config, self.input_dim, len(self.tokenizer), len(speakers))
-        self.sampler = BucketSampler(self.train_set.lengths, config["batch_frames"], seed=config["seed"])
-        self.steps_per_epoch = len(self.sampler.batches)
+        self.model = build_model(config, self.input_dim, len(self.tokenizer), len(self.spk2id)).to(self.device)
+        self.net = self.dist.wrap(self.model)  # DistributedDataParallel when launched by torchrun
+        if untranscribed is not None:
+            untranscribed.spk2id = self.spk2id
+            self.batch_source = torch.utils.data.ConcatDataset([self.train_set, untranscribed])
+            self.sampler = MixedBucketSampler(self.train_set.lengths, untranscribed.lengths,
+                                              config["batch_frames"], config["untranscribed_ratio"],
+                                              seed=config["seed"], rank=self.dist.rank,
+                                              world_size=self.dist.world_size)
+        else:
+            self.batch_source = self.train_set
+            self.sampler = BucketSampler(self.train_set.lengths, config["batch_frames"], seed=config["seed"],
+                                         rank=self.dist.rank, world_size=self.dist.world_size)
+        self.steps_per_epoch = self.sampler.batches_per_epoch
         self.total_steps = self.steps_per_epoch * config["max_epochs"]
-        self.optim = torch.optim.AdamW(self.model.parameters(), lr=config["lr"],
-                                       weight_decay=config["weight_decay"])
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.optim, cosine_with_warmup(config["warmup_steps"], self.total_steps, config["final_lr_ratio"]))
+        self.optim, self.sched = make_optimizer(self.model, config, self.total_steps)
         self.epoch, self.step, self.train_seconds = 0, 0, 0.0
         self.batch_in_epoch, self.epoch_sums, self.bad_steps = 0, {}, 0
         self.best = None
@@ -101,6 +152,8 @@ class Trainer:
     # ---- files -------------------------------------------------------------------------------
     def write_setup(self, extra: dict) -> None:
         """config.yaml (resolved) and spk_list.txt: everything decoding needs to rebuild the model."""
+        if not self.dist.is_main:
+            return
         resolved = dict(self.config, input_dim=self.input_dim, vocab_size=len(self.tokenizer),
                         num_speakers=len(self.spk2id), **extra)
         atomic_write_text(self.exp / "config.yaml", dump(resolved))
@@ -118,6 +171,8 @@ class Trainer:
                  "batch_in_epoch": self.batch_in_epoch, "epoch_sums": self.epoch_sums,
                  "bad_steps": self.bad_steps, "train_seconds": self.train_seconds, "best": self.best,
                  "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state()}
+        if not self.dist.is_main:
+            return
         if epoch_end:
             with atomic_path(self.exp / f"epoch{self.epoch}.pt") as tmp:
                 torch.save(self.model.state_dict(), tmp)
@@ -158,11 +213,11 @@ class Trainer:
     # ---- loops -------------------------------------------------------------------------------
     def train_epoch(self) -> dict:
         """Train the rest of the current epoch (all of it, unless resumed mid-epoch)."""
-        self.model.train()
+        self.net.train()
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
         # A generator of its own, so creating the iterator draws nothing from the global RNG (which
         # drives dropout and is checkpointed): a resumed epoch then continues bit-exactly.
-        loader = torch.utils.data.DataLoader(self.train_set, batch_sampler=self.sampler, collate_fn=collate,
+        loader = torch.utils.data.DataLoader(self.batch_source, batch_sampler=self.sampler, collate_fn=collate,
                                              generator=torch.Generator())
         sums = self.epoch_sums
         t0 = time.time()
@@ -175,29 +230,33 @@ class Trainer:
             feats = batch["feats"]
             if spec:
                 feats = spec_augment(feats, batch["feat_lens"], generator=self.gen, **spec)
-            loss, stats = self.model(feats, batch["feat_lens"], batch["ys"], batch["y_lens"], batch["spk"],
-                                     progress=self.step / max(1, self.total_steps))
+            dev = {k: batch[k].to(self.device) for k in ("feat_lens", "ys", "y_lens", "spk")}
+            loss, stats = self.net(feats.to(self.device), dev["feat_lens"], dev["ys"], dev["y_lens"], dev["spk"],
+                                   progress=self.step / max(1, self.total_steps))
             self.optim.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
             self.batch_in_epoch += 1
-            if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            if not self.dist.all_true(bool(torch.isfinite(loss) and torch.isfinite(grad_norm))):
                 self.skip_bad_step(batch["utts"], loss, grad_norm)
             else:
                 self.optim.step()
                 self.sched.step()
                 self.step += 1
-                sums["n"] = sums.get("n", 0) + 1
-                for k, v in stats.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k, v in stats.items():  # [sum, count]: untranscribed batches have no loss_ctc
+                    acc = sums.setdefault(k, [0.0, 0])
+                    acc[0], acc[1] = acc[0] + v, acc[1] + 1
                 bar.set_postfix(loss=f"{stats['loss']:.2f}")
+                if self.config["log_every_steps"] and self.step % self.config["log_every_steps"] == 0:
+                    log.info("step %d: %s lr=%.3g", self.step, " ".join(
+                        f"{k}={v:.4g}" for k, v in stats.items() if not k.startswith("n_")),
+                        self.sched.get_last_lr()[0])
             if every and self.batch_in_epoch % every == 0 and self.batch_in_epoch < self.steps_per_epoch:
                 self.train_seconds += time.time() - t0
                 t0 = time.time()
                 self.save(epoch_end=False)
         self.train_seconds += time.time() - t0
-        n = max(1, sums.get("n", 0))
-        return {f"train_{k}": v / n for k, v in sums.items() if k != "n" and not k.startswith("n_")}
+        return {f"train_{k}": v / n for k, (v, n) in sums.items() if not k.startswith("n_")}
 
     def skip_bad_step(self, utts, loss, grad_norm) -> None:
         self.bad_steps += 1
@@ -218,12 +277,13 @@ class Trainer:
         loader = torch.utils.data.DataLoader(
             self.valid_set, batch_sampler=BucketSampler(self.valid_set.lengths, self.config["batch_frames"],
                                                         shuffle=False), collate_fn=collate)
-        for batch in loader:
-            loss, stats = self.model(batch["feats"], batch["feat_lens"], batch["ys"], batch["y_lens"],
-                                     torch.full_like(batch["spk"], -1))
+        for batch in loader:  # every rank validates the whole set: identical weights, identical results
+            feats, feat_lens = batch["feats"].to(self.device), batch["feat_lens"].to(self.device)
+            loss, stats = self.model(feats, feat_lens, batch["ys"].to(self.device), batch["y_lens"].to(self.device),
+                                     torch.full_like(batch["spk"], -1).to(self.device))
             loss_sum += stats["loss_ctc"] * len(batch["utts"])
             n += len(batch["utts"])
-            lp, lens, _ = self.model.ctc_log_probs(batch["feats"], batch["feat_lens"])
+            lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)
             for i, seq in enumerate(greedy_decode(lp, lens)):
                 refs.append(self.tokenizer.decode(batch["ys"][i, : batch["y_lens"][i]]))
                 hyps.append(self.tokenizer.decode(seq))
@@ -249,9 +309,12 @@ class Trainer:
             improved = self.best is None or metric < self.best
             if improved:
                 self.best = metric
-                with atomic_path(self.exp / "best.pt") as tmp:
-                    torch.save(self.model.state_dict(), tmp)
+                if self.dist.is_main:
+                    with atomic_path(self.exp / "best.pt") as tmp:
+                        torch.save(self.model.state_dict(), tmp)
             self.save(epoch_end=True)
+            if not self.dist.is_main:
+                continue
             with open(self.exp / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(stats) + "\n")
             plot_curves(self.exp / "metrics.jsonl", self.exp / "curves.png",
@@ -259,8 +322,20 @@ class Trainer:
             log.info("epoch %d: %s%s", self.epoch,
                      " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in stats.items()
                               if k not in ("epoch",)), " (best)" if improved else "")
+        self.dist.check_agree(self.model)
         summary = {"epochs": self.epoch, "steps": self.step, "train_seconds": round(self.train_seconds, 1),
-                   "best_" + self.config["best_metric"]: self.best}
+                   "best_" + self.config["best_metric"]: self.best, "bad_steps": self.bad_steps,
+                   "world_size": self.dist.world_size}
+        if not self.dist.is_main:
+            return summary
+        n = self.config["nbest_average"]
+        if n:
+            epochs = best_epochs(read_metrics(self.exp / "metrics.jsonl"), self.config["best_metric"], n)
+            avg = average_state_dicts([load_checkpoint(self.exp / f"epoch{e}.pt") for e in epochs])
+            with atomic_path(self.exp / f"avg{n}.pt") as tmp:
+                torch.save(avg, tmp)
+            summary[f"avg{n}_epochs"] = epochs
+            log.info("averaged epochs %s into %s", epochs, self.exp / f"avg{n}.pt")
         atomic_write_text(self.exp / "train_summary.json", json.dumps(summary, indent=1) + "\n")
         return summary
 
@@ -270,12 +345,13 @@ def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int) -> float
     """Accuracy of the model's aux speaker head on ``dataset`` (whose speakers it was trained on)."""
     model.eval()
     head = model.aux_head
+    device = next(model.parameters()).device
     correct = total = 0
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=BucketSampler(dataset.lengths, batch_frames, shuffle=False), collate_fn=collate)
     for batch in loader:
-        _, lens, layers = model.encoder(batch["feats"], batch["feat_lens"])
+        _, lens, layers = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device))
         logits = head.classifier(layers[head.layer_index], lens)
-        correct += int((logits.argmax(-1) == batch["spk"]).sum())
+        correct += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         total += len(batch["utts"])
     return 100.0 * correct / max(1, total)

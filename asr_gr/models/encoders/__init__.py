@@ -1,3 +1,3 @@
 """Acoustic encoders; importing this package registers every encoder in ENCODERS."""
 
-from asr_gr.models.encoders import conv_glu  # noqa: F401
+from asr_gr.models.encoders import blstm, conformer, conv_glu  # noqa: F401

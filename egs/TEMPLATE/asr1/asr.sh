@@ -8,6 +8,7 @@
 #   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
 #   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
+#   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe/probe.{tsv,png}, exp/probe_compare.png
 #
 # Options (set before parse_options.sh; "--train-config conf/x.yaml" sets train_config):
 set -euo pipefail
@@ -28,6 +29,8 @@ extra_sets=""           # other sets to extract features for (e.g. untranscribed
 data_prep_opts=""       # options for local/data_prep.sh
 train_config=conf/train.yaml
 train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
+probe_sets="dev test"   # stage 6: sets whose speakers the probes classify (split into probe-train/test)
+untranscribed_set=""    # semi-supervised: a set with utt2spk and no text whose batches add only the speaker loss
 tag=""                  # exp dir name; default <train_config name>_<aux>
 checkpoint=best.pt      # checkpoint decoded in stage 4
 nj=2                    # parallel jobs (torch threads in training and decoding)
@@ -38,8 +41,10 @@ num_mel_bins=80
 [ -f path.sh ] && . ./path.sh
 
 conf_name=$(basename "${train_config}" .yaml)
-tag_for() { if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1"; fi; }
-feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${extra_sets}"
+tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
+  if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1${untranscribed_set:+_semi}"; fi
+}
+feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${untranscribed_set} ${extra_sets}"
 feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
@@ -69,6 +74,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     expdir=exp/$(tag_for ${a})
     log "stage 3: training --aux ${a} -> ${expdir} (log: ${expdir}/train.log)"
     heldout_opt=""; [ -n "${heldout_set}" ] && heldout_opt="--heldout-dir dump/fbank/${heldout_set}"
+    [ -n "${untranscribed_set}" ] && heldout_opt="${heldout_opt} --untranscribed-dir dump/fbank/${untranscribed_set}"
     python -m asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
       --train-dir dump/fbank/${train_set} --valid-dir dump/fbank/${valid_set} ${heldout_opt} \
       --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/${train_set}/cmvn.ark \
@@ -99,4 +105,17 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   python -m asr_gr.bin.results --exp-root exp --test-set $(echo ${test_sets} | awk '{print $NF}') \
     ${heldout_set:+--heldout-set ${heldout_set}}
 fi
+if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
+  probe_dirs=""
+  for s in ${probe_sets}; do probe_dirs="${probe_dirs} --data-dir dump/fbank/${s}"; done
+  for a in ${aux}; do
+    expdir=exp/$(tag_for ${a})
+    log "stage 6: speaker probing of ${expdir} per layer on ${probe_sets}"
+    python -m asr_gr.bin.probe --exp-dir ${expdir} --checkpoint ${checkpoint} ${probe_dirs}
+  done
+  if [ $(echo ${aux} | wc -w) -gt 1 ]; then
+    python -m asr_gr.bin.probe --out exp/probe_compare.png --overlay $(for a in ${aux}; do echo exp/$(tag_for ${a}); done)
+  fi
+fi
+
 log "finished stages ${stage}-${stop_stage}"

@@ -1,0 +1,33 @@
+"""Conformer encoder (Gulati et al. 2020) from torchaudio's blocks, over a Conv2d subsampling front end,
+exposing every block's output."""
+
+from __future__ import annotations
+
+import torch
+from torchaudio.models.conformer import ConformerLayer
+
+from asr_gr.models.encoders.base import Encoder
+from asr_gr.models.encoders.subsampling import Conv2dSubsampling
+from asr_gr.models.registry import ENCODERS
+
+
+@ENCODERS.register("conformer")
+class ConformerEncoder(Encoder):
+    def __init__(self, input_dim: int, d_model: int = 144, num_heads: int = 4, ffn_dim: int = 576,
+                 num_layers: int = 8, kernel: int = 15, dropout: float = 0.1, subsampling: int = 4,
+                 front_channels: int = 64):
+        super().__init__()
+        self.front = Conv2dSubsampling(input_dim, d_model, front_channels, subsampling)
+        self.layers = torch.nn.ModuleList(
+            ConformerLayer(d_model, ffn_dim, num_heads, kernel, dropout=dropout) for _ in range(num_layers))
+        self.layer_dims = [d_model] * num_layers
+
+    def forward(self, feats, lens):
+        x, lens = self.front(feats, lens)
+        pad = torch.arange(x.shape[1], device=x.device)[None, :] >= lens[:, None]
+        x = x.transpose(0, 1)  # torchaudio's layers take (T, B, D)
+        outs = []
+        for layer in self.layers:
+            x = layer(x, pad)
+            outs.append(x.transpose(0, 1))
+        return outs[-1], lens, outs

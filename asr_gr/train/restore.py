@@ -1,0 +1,38 @@
+"""Rebuild a trained model from its exp dir (config.yaml, spk_list.txt and a checkpoint file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from asr_gr.config import load_yaml
+from asr_gr.models.asr_model import build_model
+from asr_gr.text.tokenizer import load_tokenizer
+from asr_gr.utils import DataError
+
+
+def load_trained(exp_dir, checkpoint: str = "best.pt", device: str = "cpu"):
+    """Return (model in eval mode, resolved config, tokenizer, speaker -> class index).
+
+    ``checkpoint`` names a file of the exp dir: best.pt, epoch<N>.pt, avg<N>.pt or checkpoint.pt.
+    """
+    exp = Path(exp_dir)
+    if not (exp / "config.yaml").exists():
+        raise DataError(exp / "config.yaml", None, "not an exp dir of asr_gr.bin.train (no config.yaml)")
+    cfg = load_yaml(exp / "config.yaml")
+    tok = load_tokenizer(cfg["token_list"])
+    spk_list = (exp / "spk_list.txt").read_text(encoding="utf-8").split()
+    model = build_model(cfg, cfg["input_dim"], cfg["vocab_size"], cfg["num_speakers"])
+    ckpt = exp / checkpoint
+    if not ckpt.exists():
+        raise DataError(ckpt, None, "checkpoint does not exist (has stage 3 finished?)")
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise DataError(ckpt, None, f"cannot load checkpoint: {str(e).splitlines()[0]}") from None
+    if "model" in state and "optim" in state:  # a full training checkpoint
+        state = state["model"]
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return model, cfg, tok, {s: i for i, s in enumerate(spk_list)}

@@ -1,0 +1,90 @@
+"""The paper's training matrix: semi-supervised batches, speaker-head poolings, schedules, tokens,
+n-best averaging."""
+
+import json
+
+import pytest
+import torch
+
+from asr_gr.config import resolve
+from asr_gr.data.dataset import MixedBucketSampler
+from asr_gr.models.speaker import SpeakerClassifier
+from asr_gr.text.tokenizer import load_tokenizer, train_sentencepiece
+from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
+from asr_gr.utils import ConfigError
+from tiny_data import TINY_CONFIG, WORDS, make_dump, make_setup
+
+
+def _cfg(**over):
+    return resolve(TRAIN_DEFAULTS, None, [([k], v) for k, v in {**TINY_CONFIG, **over}.items()])
+
+
+def test_mixed_sampler_interleaves_at_the_ratio():
+    s = MixedBucketSampler([10] * 40, [10] * 12, batch_frames=40, ratio=0.5, seed=1)
+    order = s.order()
+    extra = [b for b in order if b[0] >= 40]
+    assert len(order) == s.batches_per_epoch == 10 + 5 and len(extra) == 5
+    assert sorted(i for b in order if b[0] < 40 for i in b) == list(range(40))  # every main utt once
+    assert [i for i, b in enumerate(order) if b[0] >= 40] == [2, 5, 8, 11, 14]  # one after every 2
+
+
+def test_untranscribed_batches_add_only_the_speaker_loss(tmp_path, monkeypatch):
+    paths = make_setup(tmp_path / "data")
+    untr = make_dump(tmp_path / "data", "untr", n_spk=2, utts_per_spk=6, seed=5, prefix="new")
+    (untr / "text").unlink()
+    t = Trainer(_cfg(max_epochs=1), tmp_path / "exp", untranscribed_dir=untr, progress=False, **paths)
+    assert sorted(t.spk2id) == ["new0", "new1", "spk0", "spk1", "spk2"]
+    seen = []
+    real = t.model.forward
+
+    def spy(feats, feat_lens, ys, y_lens, spk, progress=0.0):
+        loss, stats = real(feats, feat_lens, ys, y_lens, spk, progress)
+        seen.append((bool((y_lens > 0).any()), stats))
+        return loss, stats
+
+    monkeypatch.setattr(t.model, "forward", spy)
+    t.run()
+    untr_batches = [st for has_text, st in seen if not has_text]
+    assert untr_batches and all("loss_ctc" not in st and st["n_spk"] > 0 for st in untr_batches)
+    assert t.step == t.steps_per_epoch > len(t.sampler.batches)
+    line = json.loads((tmp_path / "exp" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert line["train_loss_ctc"] > 0  # averaged over transcribed batches only
+
+
+def test_untranscribed_set_needs_a_speaker_head(tmp_path):
+    paths = make_setup(tmp_path / "data")
+    with pytest.raises(ConfigError, match="needs --aux mtl or adversarial"):
+        Trainer(_cfg(aux="none"), tmp_path / "exp", untranscribed_dir=paths["train_dir"], progress=False,
+                **paths)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "stats", "frame"])
+def test_speaker_poolings_learn_an_easy_task(pooling):
+    torch.manual_seed(0)
+    clf = SpeakerClassifier(4, 3, hidden=16, pooling=pooling, dropout=0.0)
+    opt = torch.optim.Adam(clf.parameters(), lr=0.05)
+    spk = torch.tensor([0, 1, 2] * 4)
+    x = torch.randn(12, 20, 4) * 0.3 + torch.nn.functional.one_hot(spk, 4)[:, None, :].float()
+    lens = torch.full((12,), 20)
+    for _ in range(60):
+        loss, acc = clf.loss(x, lens, spk)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert acc == 1.0 and (clf(x, lens).argmax(-1) == spk).all()
+
+
+def test_nbest_average_and_noam_and_sentencepiece(tmp_path):
+    paths = make_setup(tmp_path / "data")
+    model = train_sentencepiece([" ".join(WORDS)] * 20 + WORDS * 5, tmp_path / "bpe", 20, "bpe")
+    paths["token_list"] = model
+    t = Trainer(_cfg(max_epochs=3, nbest_average=2, scheduler="noam", optim="adam"), tmp_path / "exp",
+                progress=False, **paths)
+    assert len(t.tokenizer) == len(load_tokenizer(model)) and t.tokenizer.tokens[0] == "<blank>"
+    summary = t.run()
+    avg = torch.load(tmp_path / "exp" / "avg2.pt", weights_only=True)
+    e1, e2 = (torch.load(tmp_path / "exp" / f"epoch{e}.pt", weights_only=True) for e in summary["avg2_epochs"])
+    k = next(k for k in avg if torch.is_floating_point(avg[k]))
+    assert torch.allclose(avg[k], (e1[k] + e2[k]) / 2)
+    with pytest.raises(ConfigError, match="unknown schedule 'step'"):
+        Trainer(_cfg(scheduler="step"), tmp_path / "exp2", progress=False, **paths)
