@@ -5,26 +5,36 @@
 #   ./run.sh                                          # everything, all three systems
 #   ./run.sh --stage 3 --stop-stage 3 --aux adversarial
 #   ./run.sh --corpus-opts "--tiny"                   # a few speakers, for a quick look
+#   ./run.sh --grid conf/grid.yaml                    # the ablation grid (exp/grid.md)
 #
-# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts (for asr_gr.bin.make_mini_synth).
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts (for asr_gr.bin.make_mini_synth)
+# and --grid.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 corpus_opts=""
+grid=""
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --corpus-opts) corpus_opts="$2"; shift 2 ;;
     --corpus-opts=*) corpus_opts="${1#*=}"; shift ;;
+    --grid) grid="$2"; shift 2 ;;
+    --grid=*) grid="${1#*=}"; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
 
 ../../../tools/install.sh
 
-./asr.sh \
-  --train-config conf/train.yaml \
-  --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout \
-  --extra-sets untranscribed \
-  --data-prep-opts "${corpus_opts}" \
-  "${args[@]+"${args[@]}"}"
+recipe=(./asr.sh
+  --train-config conf/train.yaml
+  --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout
+  --extra-sets untranscribed
+  --data-prep-opts "${corpus_opts}")
+
+if [ -n "${grid}" ]; then
+  . ./path.sh
+  exec python -m asr_gr.bin.grid --grid "${grid}" -- "${recipe[@]}" "${args[@]+"${args[@]}"}"
+fi
+exec "${recipe[@]}" "${args[@]+"${args[@]}"}"

@@ -1,0 +1,185 @@
+"""The ablation grid: train, decode, score and probe every system of a grid file, skipping finished
+ones, then summarise them side by side in exp/grid.md (and the probe curves in exp/grid_probe.png).
+
+    python -m asr_gr.bin.grid --grid conf/grid.yaml -- ./asr.sh --train-set train ...
+
+Everything after ``--`` is the recipe's asr.sh command with its corpus options; the grid adds
+``--stage/--stop-stage/--aux/--tag/--train-opts/--untranscribed-set`` per system. A grid file
+(YAML) lists systems explicitly and/or as a product::
+
+    config: conf/train.yaml         # the base training config
+    untranscribed_set: untranscribed
+    systems:                        # explicit systems
+      - {aux: none}
+      - {aux: adversarial, spk_layer: 3, semi: true}
+    product:                        # every combination of the listed values
+      aux: [mtl, adversarial]
+      spk_layer: [2, 5]
+      spk_lambda: [0.5]
+      semi: [false]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from asr_gr.bin.common import main_guard
+from asr_gr.config import load_yaml
+from asr_gr.utils import ConfigError, TrainingError, atomic_write_text
+
+SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
+               "lambda_schedule": str, "semi": bool}
+GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set"}
+
+
+def expand(grid: dict, source: str) -> list[dict]:
+    """The grid's systems, in file order, without duplicates; each key checked."""
+    unknown = set(grid) - GRID_KEYS
+    if unknown:
+        raise ConfigError(f"{source}: unknown key '{sorted(unknown)[0]}'; known: {', '.join(sorted(GRID_KEYS))}")
+    systems = list(grid.get("systems") or [])
+    product = grid.get("product") or {}
+    if product:
+        keys = list(product)
+        for values in itertools.product(*(product[k] if isinstance(product[k], list) else [product[k]]
+                                          for k in keys)):
+            systems.append(dict(zip(keys, values)))
+    out, seen = [], set()
+    for i, s in enumerate(systems):
+        if not isinstance(s, dict):
+            raise ConfigError(f"{source}: system {i + 1} must be a mapping, got {s!r}")
+        for k, v in s.items():
+            if k not in SYSTEM_KEYS:
+                raise ConfigError(f"{source}: system {i + 1}: unknown key '{k}'; known: "
+                                  f"{', '.join(sorted(SYSTEM_KEYS))}")
+            if not isinstance(v, SYSTEM_KEYS[k]) or (SYSTEM_KEYS[k] is int and isinstance(v, bool)):
+                raise ConfigError(f"{source}: system {i + 1}: '{k}' has the wrong type: {v!r}")
+        s = dict(s)
+        s.setdefault("aux", "none")
+        if s["aux"] == "none":
+            s = {"aux": "none"}  # speaker-head options mean nothing without a head
+        if s.get("semi") and s["aux"] == "none":
+            raise ConfigError(f"{source}: system {i + 1}: semi-supervised training needs aux mtl or adversarial")
+        key = json.dumps(s, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(s)
+    if not out:
+        raise ConfigError(f"{source}: no systems (give 'systems' or 'product')")
+    return out
+
+
+def tag_of(s: dict) -> str:
+    if s["aux"] == "none":
+        return "grid_none"
+    parts = ["grid", s["aux"]]
+    if "spk_layer" in s:
+        parts.append(f"l{s['spk_layer']}")
+    if "spk_lambda" in s:
+        parts.append(f"lam{s['spk_lambda']}")
+    if "spk_weight" in s:
+        parts.append(f"w{s['spk_weight']}")
+    if "lambda_schedule" in s:
+        parts.append(s["lambda_schedule"])
+    if s.get("semi"):
+        parts.append("semi")
+    return "_".join(parts)
+
+
+def system_args(s: dict, config: str, untranscribed_set: str) -> list[str]:
+    sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule")
+            if k in s]
+    args = ["--aux", s["aux"], "--tag", tag_of(s), "--train-config", config, "--train-opts", " ".join(sets)]
+    if s.get("semi"):
+        args += ["--untranscribed-set", untranscribed_set]
+    return args
+
+
+def _json(path: Path):
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+
+
+def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str) -> str:
+    """exp/grid.md: per system WER/CER on the test set, speaker accuracy of the aux head, probe
+    accuracy per layer; and exp/grid_probe.png."""
+    from asr_gr.analysis.probe import plot_probe_curves
+    from asr_gr.bin.probe import read_tsv
+
+    lines = ["# Ablation grid", "",
+             f"Test set `{test_set}` (unseen speakers). spk acc: the aux head on `{heldout_set}`. Probe: "
+             "MLP speaker accuracy per layer (0 = input features) on unseen speakers' utterances.", ""]
+    probes, rows = {}, []
+    for s in systems:
+        exp = exp_root / tag_of(s)
+        res = _json(exp / f"decode_{test_set}" / "score" / "result.json")
+        acc = _json(exp / f"decode_{heldout_set}" / "spk_acc.json")
+        tsv = exp / "probe" / "probe.tsv"
+        if tsv.exists():
+            probes[tag_of(s)] = read_tsv(tsv)
+        rows.append((s, res, acc))
+    n_layers = max((len(p) for p in probes.values()), default=0)
+    head = "| system | aux | layer | λ | semi | WER % | CER % | spk acc % |" + "".join(
+        f" L{i} |" for i in range(n_layers))
+    lines += [head, "|" + "---|" * (8 + n_layers)]
+    for s, res, acc in rows:
+        t = tag_of(s)
+        cells = [t, s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
+                 "yes" if s.get("semi") else "", f"{res['wer']:.2f}" if res else "-",
+                 f"{res['cer']:.2f}" if res else "-", f"{acc['acc_spk']:.1f}" if acc else "-"]
+        cells += [f"{r.mlp_acc:.0f}" for r in probes.get(t, [])] + [""] * (n_layers - len(probes.get(t, [])))
+        lines.append("| " + " | ".join(cells) + " |")
+    if probes:
+        chance = next(iter(probes.values()))[0].chance
+        lines += ["", f"Probe chance level: {chance:.1f} %. Curves: `grid_probe.png`."]
+        plot_probe_curves(probes, exp_root / "grid_probe.png", title="Speaker probing per layer: the grid")
+    md = "\n".join(lines) + "\n"
+    atomic_write_text(exp_root / "grid.md", md)
+    return md
+
+
+@main_guard
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        raise ConfigError("usage: python -m asr_gr.bin.grid --grid GRID.yaml -- ./asr.sh [corpus options]")
+    cut = argv.index("--")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--grid", required=True)
+    ap.add_argument("--exp-root", default="exp")
+    ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = ap.parse_args(argv[:cut])
+    base = argv[cut + 1:]
+    grid = load_yaml(args.grid)
+    systems = expand(grid, args.grid)
+    config = grid.get("config", "conf/train.yaml")
+    untr = grid.get("untranscribed_set", "untranscribed")
+    test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
+    exp_root = Path(args.exp_root)
+    cmds = [base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr]]
+    for s in systems:
+        done = exp_root / tag_of(s) / ".grid_done"
+        if done.exists():
+            print(f"grid: {tag_of(s)} is done; skipping", file=sys.stderr)
+            continue
+        cmds.append(base + ["--stage", "3", "--stop-stage", "6"] + system_args(s, config, untr))
+    for cmd in cmds:
+        print("grid: " + " ".join(f"'{c}'" if " " in c or not c else c for c in cmd), file=sys.stderr)
+        if args.dry_run:
+            continue
+        rc = subprocess.run(cmd).returncode
+        if rc != 0:
+            raise TrainingError(f"grid: '{' '.join(cmd[:1] + cmd[-12:])}' failed with exit status {rc}; "
+                                "fix it and rerun: finished systems are skipped")
+        if "--tag" in cmd:
+            (exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done").touch()
+    if not args.dry_run:
+        print(summarise(systems, exp_root, test_set, heldout_set), end="")
+
+
+if __name__ == "__main__":
+    main()
