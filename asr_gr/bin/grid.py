@@ -61,10 +61,12 @@ def expand(grid: dict, source: str) -> list[dict]:
                 raise ConfigError(f"{source}: system {i + 1}: '{k}' has the wrong type: {v!r}")
         s = dict(s)
         s.setdefault("aux", "none")
-        if s["aux"] == "none":
-            s = {"aux": "none"}  # speaker-head options mean nothing without a head
         if s.get("semi") and s["aux"] == "none":
             raise ConfigError(f"{source}: system {i + 1}: semi-supervised training needs aux mtl or adversarial")
+        if s["aux"] == "none":
+            s = {"aux": "none"}  # speaker-head options mean nothing without a head
+        if s.get("semi") is False:
+            del s["semi"]
         key = json.dumps(s, sort_keys=True)
         if key not in seen:
             seen.add(key)

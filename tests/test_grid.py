@@ -1,0 +1,54 @@
+"""The ablation grid: expansion, exp dir names, bad grid files, and the summary table."""
+
+import json
+
+import pytest
+
+from asr_gr.bin import grid
+from asr_gr.utils import ConfigError
+
+
+def test_expand_systems_and_product_without_duplicates():
+    g = {"systems": [{"aux": "none"}, {"aux": "mtl", "spk_layer": 3}],
+         "product": {"aux": ["mtl", "adversarial"], "spk_layer": [3, 5], "semi": [False]}}
+    systems = grid.expand(g, "g.yaml")
+    tags = [grid.tag_of(s) for s in systems]
+    assert tags == ["grid_none", "grid_mtl_l3", "grid_mtl_l5", "grid_adversarial_l3", "grid_adversarial_l5"]
+
+
+@pytest.mark.parametrize("g, msg", [
+    ({"systemz": []}, "unknown key 'systemz'"),
+    ({"systems": [{"aux": "mtl", "layer": 2}]}, "system 1: unknown key 'layer'"),
+    ({"systems": [{"aux": "mtl", "spk_layer": "2"}]}, "'spk_layer' has the wrong type"),
+    ({"systems": [{"aux": "none", "semi": True}]}, "needs aux mtl or adversarial"),
+    ({}, "no systems"),
+])
+def test_bad_grid_files_name_the_problem(g, msg):
+    with pytest.raises(ConfigError, match=msg):
+        grid.expand(g, "g.yaml")
+
+
+def test_dry_run_and_skip_finished(tmp_path, capsys):
+    (tmp_path / "g.yaml").write_text("systems:\n  - {aux: none}\n  - {aux: adversarial, spk_layer: 2, semi: true}\n")
+    (tmp_path / "exp" / "grid_none").mkdir(parents=True)
+    (tmp_path / "exp" / "grid_none" / ".grid_done").touch()
+    grid.main(["--grid", str(tmp_path / "g.yaml"), "--exp-root", str(tmp_path / "exp"), "--dry-run", "--",
+               "./asr.sh", "--nj", "1"])
+    err = capsys.readouterr().err
+    assert "grid_none is done; skipping" in err
+    assert ("--aux adversarial --tag grid_adversarial_l2_semi --train-config conf/train.yaml "
+            "--train-opts '--set aux_conf.spk_layer=2' --untranscribed-set untranscribed") in err
+
+
+def test_summary_table(tmp_path):
+    exp = tmp_path / "exp" / "grid_adversarial_l2"
+    (exp / "decode_test" / "score").mkdir(parents=True)
+    (exp / "decode_train_heldout").mkdir(parents=True)
+    (exp / "probe").mkdir()
+    (exp / "decode_test" / "score" / "result.json").write_text(json.dumps({"wer": 50.0, "cer": 20.0}))
+    (exp / "decode_train_heldout" / "spk_acc.json").write_text(json.dumps({"acc_spk": 12.5}))
+    (exp / "probe" / "probe.tsv").write_text("layer\tdim\tlinear_acc\tmlp_acc\tchance\n0\t80\t90\t95\t33\n"
+                                             "1\t256\t60\t70\t33\n")
+    md = grid.summarise([{"aux": "adversarial", "spk_layer": 2}], tmp_path / "exp", "test", "train_heldout")
+    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | 50.00 | 20.00 | 12.5 | 95 | 70 |" in md
+    assert (tmp_path / "exp" / "grid_probe.png").exists()
