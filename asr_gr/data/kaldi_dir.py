@@ -116,7 +116,7 @@ def validate_data_dir(data_dir, *, no_text: bool = False, no_feats: bool = True,
         if not (d / name).exists():
             errors.append(f"{d / name}: required file is missing")
 
-    for name in UTT_TABLES + SPK_TABLES:
+    for name in UTT_TABLES + ("segments",) + SPK_TABLES:
         p = d / name
         if not p.exists():
             continue
@@ -136,9 +136,11 @@ def validate_data_dir(data_dir, *, no_text: bool = False, no_feats: bool = True,
     if "utt2spk" not in tables:
         return errors
     utts = set(tables["utt2spk"])
-    for name in UTT_TABLES:
+    for name in UTT_TABLES + ("segments",):
         if name not in tables or name == "utt2spk":
             continue
+        if name == "wav.scp" and (d / "segments").exists():
+            continue  # keyed by recording; checked against segments below
         p = d / name
         other = set(tables[name])
         missing = sorted(utts - other)
@@ -163,6 +165,10 @@ def validate_data_dir(data_dir, *, no_text: bool = False, no_feats: bool = True,
             bad = sorted(set(expect) ^ set(got)) or sorted(s for s in got if got[s] != sorted(expect[s]))
             errors.append(f"{d / 'spk2utt'}: does not match utt2spk (first differing speaker "
                           f"'{bad[0]}'); regenerate it with utils/fix_data_dir.sh")
+    if "segments" in tables:
+        errors.extend(_check_segments(d, tables["segments"], tables.get("wav.scp")))
+    if "utt2spkid" in tables:
+        errors.extend(_check_utt2spkid(d, tables["utt2spk"], tables["utt2spkid"]))
     if "spk2gender" in tables:
         spks = set(tables["utt2spk"].values())
         lines = table_line_numbers(d / "spk2gender")
@@ -174,6 +180,46 @@ def validate_data_dir(data_dir, *, no_text: bool = False, no_feats: bool = True,
                 errors.append(f"{d / 'spk2gender'}:{lines[spk]}: gender must be 'm' or 'f', got '{g}'")
                 break
     return errors
+
+
+def _check_segments(d: Path, segments, wav_scp) -> list[str]:
+    """segments lines are ``utt recording start end``: recording in wav.scp, 0 <= start < end (or end -1)."""
+    p = d / "segments"
+    lines = table_line_numbers(p)
+    for utt, value in segments.items():
+        parts = value.split()
+        if len(parts) != 3:
+            return [f"{p}:{lines[utt]}: expected 'utt recording start end', got {len(parts) + 1} fields"]
+        rec, s, e = parts
+        try:
+            start, end = float(s), float(e)
+        except ValueError:
+            return [f"{p}:{lines[utt]}: start and end must be numbers (seconds), got '{s}' and '{e}'"]
+        if wav_scp is not None and rec not in wav_scp:
+            return [f"{p}:{lines[utt]}: recording '{rec}' of utterance '{utt}' is not in wav.scp"]
+        if start < 0 or (end != -1 and start >= end):
+            return [f"{p}:{lines[utt]}: segment of '{utt}' must have 0 <= start < end (or end -1), "
+                    f"got {s} {e}"]
+    return []
+
+
+def _check_utt2spkid(d: Path, utt2spk, utt2spkid) -> list[str]:
+    """One token per utterance; all utterances of one utt2spk speaker share one utt2spkid."""
+    p = d / "utt2spkid"
+    lines = table_line_numbers(p)
+    first: dict[str, tuple[str, str]] = {}
+    for utt, sid in utt2spkid.items():
+        if len(sid.split()) != 1:
+            return [f"{p}:{lines[utt]}: speaker id must be one token, got '{sid}'"]
+        spk = utt2spk.get(utt)
+        if spk is None:
+            continue
+        if spk in first and first[spk][1] != sid:
+            other, other_sid = first[spk]
+            return [f"{p}:{lines[utt]}: utterance '{utt}' has speaker id '{sid}' but '{other}' of the same "
+                    f"utt2spk speaker '{spk}' has '{other_sid}'"]
+        first.setdefault(spk, (utt, sid))
+    return []
 
 
 def read_text_file(path) -> "OrderedDict[str, str]":
