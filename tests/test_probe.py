@@ -38,7 +38,7 @@ def test_probe_on_a_trained_model_and_the_cli(tmp_path, capsys):
     t.run()
     ds = FeatureDataset(paths["train_dir"], cmvn=CMVN.from_file(paths["cmvn_path"]))
     rows = probe(build_model(cfg, 13, len(t.tokenizer), 3), [ds], epochs=100)
-    assert [r.layer for r in rows] == [0, 1, 2] and rows[0].dim == 13
+    assert [r.layer for r in rows] == [0, 1, 2] and rows[0].dim == 2 * 13  # mean and std
     assert rows[0].linear_acc > rows[0].chance  # the tiny data's speakers differ in their mean
     probe_bin.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(paths["train_dir"]), "--epochs", "50"])
     assert (tmp_path / "exp" / "probe" / "probe.png").stat().st_size > 1000

@@ -1,5 +1,5 @@
 """Speaker probing of a frozen model (the paper's analysis): for the input features (layer 0) and every
-encoder layer, pool each utterance over time and train a fresh speaker classifier (linear, and a small
+encoder layer, pool each utterance over time (mean and standard deviation) and train a fresh speaker classifier (linear, and a small
 MLP) on probe-train utterances; report its accuracy on probe-test utterances of the same speakers.
 High accuracy = the layer still carries speaker identity; chance = speaker-invariant."""
 
@@ -13,13 +13,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from asr_gr.data.dataset import BucketSampler, collate
-from asr_gr.models.speaker import masked_mean
+from asr_gr.models.speaker import masked_stats
 
 
 @torch.no_grad()
 def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str], list[torch.Tensor]]:
-    """Mean-pooled outputs of layer 0 (the normalised input) and every encoder layer for every
-    utterance of ``datasets``. Returns (utterance ids, [tensor (N, D_l) for l = 0..L])."""
+    """Mean and standard deviation over time of layer 0 (the normalised input) and of every encoder
+    layer, for every utterance of ``datasets``. Returns (utterance ids, [tensor (N, 2 D_l) for l = 0..L]).
+    (The standard deviation matters: with per-utterance mean normalisation the input's mean is 0.)"""
     model.eval()
     device = next(model.parameters()).device
     utts, per_layer = [], None
@@ -29,7 +30,7 @@ def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str]
         for batch in loader:
             feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
             _, out_lens, layers = model.encoder(feats, lens)
-            pooled = [masked_mean(feats, lens)] + [masked_mean(x, out_lens) for x in layers]
+            pooled = [masked_stats(feats, lens)] + [masked_stats(x, out_lens) for x in layers]
             if per_layer is None:
                 per_layer = [[] for _ in pooled]
             for acc, p in zip(per_layer, pooled):
