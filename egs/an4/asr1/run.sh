@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# CMU AN4 (real speech: 74 training speakers spelling and saying census data, ~50 min train, ~6 min
+# test), then baseline (--aux none), multi-task (mtl) and adversarial CTC systems, each trained,
+# decoded and scored.
+#
+#   ./run.sh                                   # download AN4 into downloads/ (once), everything
+#   ./run.sh --an4-root /corpora/an4           # use an existing copy (the dir with etc/ and wav/)
+#   ./run.sh --stage 3 --stop-stage 5 --aux adversarial
+#
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --an4-root (for local/data_prep.sh).
+set -euo pipefail
+caller_dir=$PWD
+cd "$(dirname "$0")"
+
+an4_root=""
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --an4-root) an4_root="$2"; shift 2 ;;
+    --an4-root=*) an4_root="${1#*=}"; shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+# A relative --an4-root is relative to where run.sh was called from. (asr.sh splits --data-prep-opts on
+# spaces, so the path must not contain any.)
+case "${an4_root}" in ""|/*) ;; *) an4_root="${caller_dir}/${an4_root}" ;; esac
+
+../../../tools/install.sh
+
+exec ./asr.sh \
+  --train-config conf/train.yaml \
+  --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout \
+  --extra-sets "" \
+  --data-prep-opts "${an4_root:+--an4-root ${an4_root}}" \
+  "${args[@]+"${args[@]}"}"
