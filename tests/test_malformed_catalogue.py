@@ -1,0 +1,212 @@
+"""A catalogue of malformed inputs. Each one must stop the tool with one clear error line naming the
+file (and line, where there is one) or the config key, and the reason, and leave no partial output."""
+
+import re
+import shutil
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr_gr.bin import compute_fbank, decode, grid, tokenizer, train, validate_data_dir
+from tiny_data import TINY_CONFIG, make_dump, make_setup
+
+SR = 16000
+
+
+def _wav(path, n=SR // 2, sr=SR, channels=1, seed=0):
+    x = 0.1 * np.random.default_rng(seed).standard_normal((n, channels)).astype(np.float32)
+    sf.write(path, x if channels > 1 else x[:, 0], sr)
+    return path
+
+
+def _data_dir(root: Path) -> Path:
+    d = root / "data"
+    d.mkdir(parents=True)
+    utts = ["a-1", "a-2", "b-1"]
+    for i, u in enumerate(utts):
+        _wav(root / f"{u}.wav", seed=i)
+    (d / "wav.scp").write_text("".join(f"{u} {root / (u + '.wav')}\n" for u in utts))
+    (d / "text").write_text("a-1 HELLO\na-2 HELLO THERE\nb-1 YES\n")
+    (d / "utt2spk").write_text("a-1 a\na-2 a\nb-1 b\n")
+    (d / "spk2utt").write_text("a a-1 a-2\nb b-1\n")
+    return d
+
+
+def _replace_line(path: Path, lineno: int, new: str):
+    lines = path.read_text().splitlines(keepends=True)
+    lines[lineno - 1] = new
+    path.write_text("".join(lines))
+
+
+# (id, how to break the data dir, expected error regex). The fbank stage validates, then reads audio.
+DATA_CASES = [
+    ("unsorted-keys", lambda d, r: (d / "wav.scp").write_text(
+        "".join(reversed((d / "wav.scp").read_text().splitlines(keepends=True)))),
+     r"wav\.scp:2: not sorted in C order"),
+    ("duplicate-key", lambda d, r: (d / "text").write_text("a-1 HELLO\na-1 HI\nb-1 YES\n"),
+     r"text:2: duplicate key 'a-1'"),
+    ("utt-missing-in-utt2spk", lambda d, r: ((d / "utt2spk").write_text("a-1 a\nb-1 b\n"),
+                                             (d / "spk2utt").write_text("a a-1\nb b-1\n")),
+     r"wav\.scp:2: utterance 'a-2' is not in utt2spk"),
+    ("utt-missing-in-text", lambda d, r: (d / "text").write_text("a-1 HELLO\nb-1 YES\n"),
+     r"text: utterance 'a-2' \(in utt2spk\) is missing here"),
+    ("empty-transcript", lambda d, r: _replace_line(d / "text", 2, "a-2\n"), r"text:2: key 'a-2' has no value"),
+    ("whitespace-transcript", lambda d, r: _replace_line(d / "text", 2, "a-2    \n"),
+     r"text:2: key 'a-2' has no value"),
+    ("non-utf8-text", lambda d, r: (d / "text").write_bytes(b"a-1 HELLO\na-2 CAF\xe9\nb-1 YES\n"),
+     r"text:2: not valid UTF-8"),
+    ("spk2utt-mismatch", lambda d, r: (d / "spk2utt").write_text("a a-1\nb a-2 b-1\n"),
+     r"spk2utt: does not match utt2spk"),
+    ("blank-line", lambda d, r: _replace_line(d / "utt2spk", 2, "\n"), r"utt2spk:2: empty line"),
+    ("speaker-two-tokens", lambda d, r: _replace_line(d / "utt2spk", 2, "a-2 a x\n"),
+     r"utt2spk:2: speaker must be one token"),
+    ("bad-gender", lambda d, r: (d / "spk2gender").write_text("a f\nb x\n"),
+     r"spk2gender:2: gender must be 'm' or 'f'"),
+    ("missing-audio", lambda d, r: (r / "a-2.wav").unlink(), r"wav\.scp:2: audio file .* does not exist"),
+    ("empty-audio-file", lambda d, r: (r / "a-2.wav").write_bytes(b""), r"wav\.scp:2: .* is empty \(0 bytes\)"),
+    ("zero-length-audio", lambda d, r: sf.write(r / "a-2.wav", np.zeros(0, np.float32), SR),
+     r"wav\.scp:2: .* has no samples"),
+    ("truncated-audio", lambda d, r: (r / "a-2.wav").write_bytes((r / "a-2.wav").read_bytes()[:30]),
+     r"wav\.scp:2: (cannot read audio file|.*has no samples)"),
+    ("not-audio", lambda d, r: (r / "a-2.wav").write_text("hello, I am a text file, not a RIFF WAV\n" * 20),
+     r"wav\.scp:2: cannot read audio file"),
+    ("wrong-sample-rate", lambda d, r: _wav(r / "a-2.wav", sr=8000), r"wav\.scp:2: .* is 8000 Hz; expected 16000"),
+    ("multichannel", lambda d, r: _wav(r / "a-2.wav", channels=2), r"wav\.scp:2: .* has 2 channels; expected mono"),
+    ("failing-pipe", lambda d, r: _replace_line(d / "wav.scp", 2, "a-2 false |\n"),
+     r"wav\.scp:2: .*'false'.* failed"),
+    ("segment-outside-recording", lambda d, r: (
+        (d / "wav.scp").write_text(f"rec {r / 'a-1.wav'}\n"),
+        (d / "segments").write_text("a-1 rec 0.0 0.2\na-2 rec 0.2 9.0\nb-1 rec 0.3 0.4\n")),
+     r"segments:2: segment of .a-2. ends at 9 s, after the end of recording"),
+    ("segment-unknown-recording", lambda d, r: (
+        (d / "wav.scp").write_text(f"rec {r / 'a-1.wav'}\n"),
+        (d / "segments").write_text("a-1 rec 0.0 0.2\na-2 nope 0.2 0.3\nb-1 rec 0.3 0.4\n")),
+     r"segments:2: .*'nope'"),
+]
+
+
+@pytest.mark.parametrize("case, breaker, pattern", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_data_dir_catalogue(tmp_path, capsys, case, breaker, pattern):
+    d = _data_dir(tmp_path)
+    breaker(d, tmp_path)
+    out = tmp_path / "dump"
+    with pytest.raises(SystemExit) as e:
+        compute_fbank.main(["--data-dir", str(d), "--out-dir", str(out)])
+    assert e.value.code == 1
+    errors = [ln[ln.index("ERROR"):] for ln in capsys.readouterr().err.splitlines() if "ERROR" in ln]
+    assert errors and any(re.search(pattern, ln) for ln in errors), errors
+    assert all(ln.count("\n") == 0 for ln in errors)
+    leftovers = [p.name for p in out.rglob("*") if p.is_file()] if out.exists() else []
+    assert not [n for n in leftovers if n in ("feats.scp", "feats.ark") or n.startswith(".")], leftovers
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained exp dir and its data, for the training/decoding cases."""
+    root = tmp_path_factory.mktemp("trained")
+    paths = make_setup(root / "data")
+    args = ["--exp-dir", str(root / "exp"), "--no-progress", "--train-dir", str(paths["train_dir"]),
+            "--valid-dir", str(paths["valid_dir"]), "--token-list", str(paths["token_list"]),
+            "--cmvn", str(paths["cmvn_path"])]
+    sets = [f"{k}={v}" for k, v in TINY_CONFIG.items() if not isinstance(v, dict)]
+    sets += [f"{k}.{kk}={vv}" for k, v in TINY_CONFIG.items() if isinstance(v, dict) for kk, vv in v.items()]
+    train.main(args + [x for s in sets for x in ("--set", s)] + ["--set", "max_epochs=1"])
+    return root, paths, args
+
+
+def _fails(capsys, main, argv, pattern):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code != 0
+    err = capsys.readouterr().err
+    errors = [ln[ln.index("ERROR"):] for ln in err.splitlines() if "ERROR" in ln] or err.strip().splitlines()[-1:]
+    assert any(re.search(pattern, ln) for ln in errors), err[-2000:]
+
+
+def _copy_set(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_feats_scp_past_the_end_of_its_ark(trained, tmp_path, capsys):
+    root, paths, _ = trained
+    d = _copy_set(paths["valid_dir"], tmp_path / "dev")
+    ark = (d / "feats.scp").read_text().splitlines()[1].split()[1].rsplit(":", 1)[0]
+    _replace_line(d / "feats.scp", 2, f"spk0-01 {ark}:99999999\n")
+    _fails(capsys, decode.main, ["--exp-dir", str(root / "exp"), "--data-dir", str(d), "--out-dir",
+                                 str(tmp_path / "out")], r"feats\.scp:2: cannot read features of 'spk0-01'")
+    assert not (tmp_path / "out" / "hyp.txt").exists()
+
+
+def test_feature_dimension_differs_from_the_model(trained, tmp_path, capsys):
+    import kaldiio
+
+    root, paths, _ = trained
+    d = _copy_set(paths["valid_dir"], tmp_path / "dev")
+    mats = dict(kaldiio.load_scp(str(d / "feats.scp")))
+    with kaldiio.WriteHelper(f"ark,scp:{d / 'f40.ark'},{d / 'feats.scp'}") as w:
+        for k, m in mats.items():
+            w(k, np.zeros((m.shape[0], 40), np.float32))
+    _fails(capsys, decode.main, ["--exp-dir", str(root / "exp"), "--data-dir", str(d), "--out-dir",
+                                 str(tmp_path / "out")],
+           r"feats\.scp:\d+: features of .* have dimension 40; the model expects 13")
+
+
+def test_unknown_speaker_in_the_heldout_set(trained, tmp_path, capsys):
+    root, paths, args = trained
+    d = make_dump(tmp_path, "held", n_spk=1, utts_per_spk=2, prefix="zz")
+    args = [a if a != str(root / "exp") else str(tmp_path / "exp") for a in args]
+    _fails(capsys, train.main, args + ["--heldout-dir", str(d), "--aux", "adversarial", "--set", "max_epochs=1"],
+           r"utt2spk:1: speaker 'zz0' of 'zz0-00' was not seen in training")
+
+
+@pytest.mark.parametrize("yaml_text, pattern", [
+    ("lr: 0.1\nlearnin_rate: 3\n", r"c\.yaml: unknown key 'learnin_rate'"),
+    ("max_epochs: three\n", r"c\.yaml: key 'max_epochs' must be an integer"),
+    ("encoder: lstm\n", r"unknown encoder 'lstm'; known: blstm, conformer, conv_glu"),
+    ("aux: adverserial\n", r"unknown aux 'adverserial'; known: none, adversarial, mtl"),
+    ("encoder_conf: {channelz: [8]}\n", r"encoder 'conv_glu': .*unexpected keyword argument 'channelz'"),
+    ("lr: [0.1\n", r"c\.yaml:\d+: invalid YAML"),
+])
+def test_config_catalogue(trained, tmp_path, capsys, yaml_text, pattern):
+    root, paths, args = trained
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    args = [a if a != str(root / "exp") else str(tmp_path / "exp") for a in args]
+    _fails(capsys, train.main, args + ["--config", str(tmp_path / "c.yaml")], pattern)
+    assert not (tmp_path / "exp" / "checkpoint.pt").exists()
+
+
+def test_truncated_checkpoint_for_decoding(trained, tmp_path, capsys):
+    root, paths, _ = trained
+    exp = tmp_path / "exp"
+    shutil.copytree(root / "exp", exp)
+    (exp / "best.pt").write_bytes((exp / "best.pt").read_bytes()[:200])
+    _fails(capsys, decode.main, ["--exp-dir", str(exp), "--data-dir", str(paths["valid_dir"]), "--out-dir",
+                                 str(tmp_path / "out")], r"best\.pt: cannot load checkpoint")
+
+
+def test_bad_token_list(tmp_path, capsys, trained):
+    root, paths, args = trained
+    (tmp_path / "tokens.txt").write_text("<blank>\n<unk>\nA B\n")
+    args = [a if a != str(paths["token_list"]) else str(tmp_path / "tokens.txt") for a in args]
+    args = [a if a != str(root / "exp") else str(tmp_path / "exp") for a in args]
+    _fails(capsys, train.main, args, r"tokens\.txt:3: bad token 'A B'")
+
+
+def test_bad_grid_file(tmp_path, capsys):
+    (tmp_path / "g.yaml").write_text("systems:\n  - {aux: mtl, spk_layr: 2}\n")
+    _fails(capsys, grid.main, ["--grid", str(tmp_path / "g.yaml"), "--dry-run", "--", "./asr.sh"],
+           r"g\.yaml: system 1: unknown key 'spk_layr'")
+
+
+def test_validator_cli_lists_every_problem(tmp_path, capsys):
+    d = _data_dir(tmp_path)
+    (d / "text").write_text("a-1 HELLO\nb-1 YES\nc-9 EXTRA\n")
+    with pytest.raises(SystemExit):
+        validate_data_dir.main([str(d)])
+    err = capsys.readouterr().err.splitlines()
+    assert any("text: utterance 'a-2' (in utt2spk) is missing here" in e for e in err)
+    assert any("text:3: utterance 'c-9' is not in utt2spk" in e for e in err)
