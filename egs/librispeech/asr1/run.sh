@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# LibriSpeech (the paper's corpus): train on train_clean_100, validate on dev_clean, decode and score
+# dev_clean dev_other test_clean test_other, with baseline (--aux none), multi-task (mtl) and
+# adversarial CTC systems. The speaker classifier's label is the reader (data/<set>/utt2spkid);
+# train_heldout holds 2 utterances of every training reader (speakers seen in training).
+#
+#   ./run.sh                                         # download (once) and prepare, then stages 1-5
+#   ./run.sh --librispeech-root /corpora             # an existing copy: /corpora/LibriSpeech/<part>/
+#   ./run.sh --stage 3 --aux adversarial             # train/decode/score one system on prepared data
+#   ./run.sh --untranscribed-set train_clean_360     # semi-supervised: 360 h without text (speaker loss only)
+#   ./run.sh --train-config conf/tuning/train_adv_l2_lam0.5.yaml --aux adversarial --stage 3
+#
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --librispeech-root DIR and --parts "p1 p2 ..."
+# (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh.
+set -euo pipefail
+caller_dir=$PWD
+cd "$(dirname "$0")"
+
+librispeech_root=""
+parts="train-clean-100 dev-clean dev-other test-clean test-other"
+untranscribed_set=""
+data_prep_opts=""
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --librispeech-root) librispeech_root="$2"; shift 2 ;;
+    --librispeech-root=*) librispeech_root="${1#*=}"; shift ;;
+    --parts) parts="$2"; shift 2 ;;
+    --parts=*) parts="${1#*=}"; shift ;;
+    --data-prep-opts) data_prep_opts="$2"; shift 2 ;;
+    --data-prep-opts=*) data_prep_opts="${1#*=}"; shift ;;
+    --untranscribed-set) untranscribed_set="$2"; args+=("$1" "$2"); shift 2 ;;
+    --untranscribed-set=*) untranscribed_set="${1#*=}"; args+=("$1"); shift ;;
+    --help|-h) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; echo; echo "Options of asr.sh:"
+               exec ./asr.sh --help ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+
+# A relative --librispeech-root is relative to where run.sh was called from. (asr.sh splits
+# --data-prep-opts on spaces, so the path must not contain any; part lists travel comma-separated.)
+case "${librispeech_root}" in ""|/*) ;; *) librispeech_root="${caller_dir}/${librispeech_root}" ;; esac
+prep="--parts $(echo ${parts} | tr ' ' ',')"
+[ -n "${librispeech_root}" ] && prep="${prep} --librispeech-root ${librispeech_root}"
+[ -n "${untranscribed_set}" ] && prep="${prep} --untranscribed-parts ${untranscribed_set}"
+[ -n "${data_prep_opts}" ] && prep="${prep} ${data_prep_opts}"
+
+../../../tools/install.sh
+
+exec ./asr.sh \
+  --train-config conf/train.yaml \
+  --train-set train_clean_100 --valid-set dev_clean \
+  --test-sets "dev_clean dev_other test_clean test_other" \
+  --heldout-set train_heldout --probe-sets "train_heldout dev_clean" \
+  --extra-sets "" --nj 8 \
+  --data-prep-opts "${prep}" \
+  "${args[@]+"${args[@]}"}"
