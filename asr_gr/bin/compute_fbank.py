@@ -1,7 +1,12 @@
-"""Stage 2: fbank features of a data dir into a dump dir (feats.ark/scp, utt2num_frames + the data
-dir's tables), and optionally global CMVN stats.
+"""Stage 2: fbank features of a data dir into a dump dir (feats.scp + split/feats.<j>.ark,
+utt2num_frames + the data dir's tables), and optionally global CMVN stats.
 
-    python -m asr_gr.bin.compute_fbank --data-dir data/train --out-dir dump/fbank/train --cmvn
+    python -m asr_gr.bin.compute_fbank --data-dir data/train --out-dir dump/fbank/train --nj 4 --cmvn
+    python -m asr_gr.bin.compute_fbank ... --speed-perturb "0.9 1.0 1.1"   # ESPnet-style augmentation
+
+``--nj N`` runs N worker processes over contiguous chunks of the utterances; a rerun after a kill
+redoes only the unfinished jobs. Audio at another sample rate than ``--sample-rate`` is an error
+unless ``--resample true``.
 """
 
 from __future__ import annotations
@@ -15,9 +20,28 @@ from asr_gr.bin.common import main_guard
 from asr_gr.data.kaldi_dir import validate_data_dir
 from asr_gr.features.cmvn import write_global_cmvn
 from asr_gr.features.fbank import FbankConfig, compute_fbank_dir
-from asr_gr.utils import setup_logging
+from asr_gr.utils import ConfigError, atomic_path, setup_logging
 
 COPIED = ("text", "utt2spk", "spk2utt", "spk2gender", "utt2spkid", "utt2dur")
+
+
+def str2bool(value: str) -> bool:
+    v = value.strip().lower()
+    if v in ("true", "1", "yes"):
+        return True
+    if v in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
+
+
+def parse_factors(text: str) -> list[float]:
+    try:
+        factors = [float(f) for f in text.split()]
+    except ValueError:
+        raise ConfigError(f"--speed-perturb: expected numbers like \"0.9 1.0 1.1\", got '{text}'") from None
+    if not factors or any(not 0.5 <= f <= 2.0 for f in factors):
+        raise ConfigError(f"--speed-perturb: factors must lie in [0.5, 2.0], got '{text}'")
+    return factors
 
 
 @main_guard
@@ -27,22 +51,38 @@ def main(argv=None):
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--num-mel-bins", type=int, default=80)
     ap.add_argument("--sample-rate", type=int, default=16000)
+    ap.add_argument("--nj", type=int, default=1, help="parallel worker processes (one thread each)")
+    ap.add_argument("--resample", type=str2bool, default=False,
+                    help="true: resample audio at another rate to --sample-rate (default: it is an error)")
+    ap.add_argument("--speed-perturb", default="",
+                    help='speed factors, e.g. "0.9 1.0 1.1": extract from an augmented copy of the data '
+                         "dir (OUT/data_sp) with utterances sp<f>-<utt> of speakers sp<f>-<spk>")
     ap.add_argument("--cmvn", action="store_true", help="also write global CMVN stats to OUT/cmvn.ark")
     ap.add_argument("--no-text", action="store_true", help="the set is untranscribed")
     args = ap.parse_args(argv)
     setup_logging()
+    if args.nj < 1:
+        raise ConfigError(f"--nj: must be >= 1, got {args.nj}")
     errors = validate_data_dir(args.data_dir, no_text=args.no_text)
     if errors:
         for e in errors:
             print(f"ERROR: {e}", file=sys.stderr)
         sys.exit(1)
     out = Path(args.out_dir)
-    n = compute_fbank_dir(args.data_dir, out, FbankConfig(num_mel_bins=args.num_mel_bins,
-                                                          sample_frequency=args.sample_rate))
+    data_dir = Path(args.data_dir)
+    if args.speed_perturb.strip():
+        from asr_gr.features.perturb import speed_perturb_data_dir
+
+        factors = parse_factors(args.speed_perturb)
+        data_dir = speed_perturb_data_dir(data_dir, out / "data_sp", factors,
+                                          sample_rate=args.sample_rate, resample=args.resample)
+    config = FbankConfig(num_mel_bins=args.num_mel_bins, sample_frequency=args.sample_rate)
+    n = compute_fbank_dir(data_dir, out, config, nj=args.nj, resample=args.resample)
     for name in COPIED:
-        src = Path(args.data_dir) / name
+        src = data_dir / name
         if src.exists():
-            shutil.copyfile(src, out / name)
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(src, tmp)
     if args.cmvn:
         write_global_cmvn(out / "feats.scp", out / "cmvn.ark")
     print(f"wrote features of {n} utterances to {out}")

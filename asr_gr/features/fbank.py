@@ -1,70 +1,370 @@
-"""Kaldi-compatible log-mel filterbank features (torchaudio.compliance.kaldi) written as Kaldi ark/scp."""
+"""Kaldi-compatible log-mel filterbank features, computed in batches, written as Kaldi ark/scp.
+
+The numbers are those of Kaldi's ``compute-fbank-feats`` (and ``torchaudio.compliance.kaldi.fbank``)
+with their defaults: povey window, pre-emphasis 0.97, DC offset removal, snip_edges, FFT size
+rounded to a power of two, no energy, energy_floor 0, log(max(mel, float eps)); dither 0 by default.
+
+Speed comes from batching: the utterances of a block are laid out in one buffer (each starting at a
+multiple of the frame shift), framed with one strided view, and window, pre-emphasis, DC removal,
+FFT and the mel matmul run once on the whole block (:func:`FbankConfig.compute_batch`).
+
+Stage 2 (:func:`compute_fbank_dir`) splits a data dir into ``nj`` contiguous chunks; one worker
+process per chunk writes ``split/feats.<j>.ark`` and then ``split/feats.<j>.scp`` (the scp is the
+job's "done" marker); the scps are then merged into ``feats.scp``. A rerun redoes only the jobs
+whose scp is missing.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import logging
+import math
+import multiprocessing
+import time
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
-import kaldiio
 import numpy as np
 import torch
-import torchaudio.compliance.kaldi as kaldi
-from tqdm import tqdm
 
 from asr_gr.data.audio import iter_utterances
 from asr_gr.data.kaldi_dir import read_table, table_line_numbers, write_table
+from asr_gr.features.arkio import ArkWriter, write_scp
 from asr_gr.utils import DataError, atomic_path
+
+log = logging.getLogger(__name__)
+
+PREEMPH = 0.97
+LOW_FREQ = 20.0
+EPS = float(torch.finfo(torch.float32).eps)
+BLOCK_SECONDS = 30.0  # audio per batched computation (bounds memory: ~2.5x the samples, float32)
 
 
 @dataclass
 class FbankConfig:
     num_mel_bins: int = 80
     sample_frequency: int = 16000
-    frame_length: float = 25.0
-    frame_shift: float = 10.0
+    frame_length: float = 25.0  # ms
+    frame_shift: float = 10.0  # ms
     dither: float = 0.0
 
+    @property
+    def window_size(self) -> int:
+        return int(self.sample_frequency * self.frame_length * 0.001)
+
+    @property
+    def window_shift(self) -> int:
+        return int(self.sample_frequency * self.frame_shift * 0.001)
+
+    @property
+    def fft_size(self) -> int:
+        return 1 << (self.window_size - 1).bit_length()
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames of an utterance of ``num_samples`` (snip_edges=True): 0 when shorter than a window."""
+        if num_samples < self.window_size:
+            return 0
+        return 1 + (num_samples - self.window_size) // self.window_shift
+
     def compute(self, samples: np.ndarray) -> np.ndarray:
-        # Kaldi's fbank works on 16-bit-scaled samples; keep its scale so energies match compute-fbank-feats.
-        wav = torch.from_numpy(samples).unsqueeze(0) * 32768.0
-        feats = kaldi.fbank(wav, num_mel_bins=self.num_mel_bins, sample_frequency=self.sample_frequency,
-                            frame_length=self.frame_length, frame_shift=self.frame_shift,
-                            dither=self.dither, energy_floor=0.0)
-        return feats.numpy()
+        """Features (frames x num_mel_bins, float32) of one utterance; samples are floats in [-1, 1]."""
+        return self.compute_batch([samples])[0]
 
-
-def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, progress: bool = True) -> int:
-    """Extract features for every utterance of ``data_dir`` into ``out_dir``/feats.{ark,scp}.
-
-    Writes utt2num_frames too. ark and scp are written under temporary names and renamed together
-    at the end, so a killed run leaves no feats.scp pointing into a half-written ark.
-    Returns the number of utterances.
-    """
-    config = config or FbankConfig()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    wav_scp = data_dir / "wav.scp"
-    table = read_table(wav_scp)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    num_frames = {}
-    ark = (out_dir / "feats.ark").resolve()
-    # Nested so the ark is renamed into place before the scp that points at it.
-    with atomic_path(out_dir / "feats.scp") as tmp_scp, atomic_path(ark, suffix=".ark") as tmp_ark:
-        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            for utt, samples, _ in tqdm(iter_utterances(data_dir, sample_rate=config.sample_frequency),
-                                        total=len(table), desc=f"fbank {data_dir.name}",
-                                        disable=not progress, unit="utt", mininterval=2):
-                feats = config.compute(samples)
-                if feats.shape[0] == 0:
-                    raise DataError(wav_scp, table_line_numbers(wav_scp)[utt],
-                                    f"utterance '{utt}' is shorter than one frame")
-                writer(utt, feats)
-                num_frames[utt] = feats.shape[0]
-        # The scp names the temporary ark; point it at the final name before both are renamed.
-        text = Path(tmp_scp).read_text(encoding="utf-8").replace(str(tmp_ark), str(ark))
-        Path(tmp_scp).write_text(text, encoding="utf-8")
-    write_table(out_dir / "utt2num_frames", num_frames)
-    return len(table)
+    def compute_batch(self, batch: list[np.ndarray]) -> list[np.ndarray]:
+        """Features of several utterances at once (the same numbers as :meth:`compute` on each)."""
+        if self.dither != 0.0:  # random per frame: no batching trick; Kaldi's own per-utterance path
+            return [_torchaudio_fbank(self, s) for s in batch]
+        return _fbank_batch(self, batch)
 
 
 def fbank_config_dict(config: FbankConfig) -> dict:
     return asdict(config)
+
+
+# --------------------------------------------------------------------------- the batched kernel
+
+@lru_cache(maxsize=8)
+def _constants(num_bins: int, sample_frequency: int, window_size: int, fft_size: int):
+    """Povey window (zero-padded to fft_size) and mel filterbank (fft_size//2, num_bins), as Kaldi
+    builds them."""
+    n = torch.arange(window_size, dtype=torch.float64)
+    window = (0.5 - 0.5 * torch.cos(2 * math.pi * n / (window_size - 1))).pow(0.85)
+    nyquist = 0.5 * sample_frequency
+    mel = lambda f: 1127.0 * torch.log1p(torch.as_tensor(f, dtype=torch.float64) / 700.0)  # noqa: E731
+    mel_low, mel_high = mel(LOW_FREQ), mel(nyquist)
+    delta = (mel_high - mel_low) / (num_bins + 1)
+    b = torch.arange(num_bins, dtype=torch.float64).unsqueeze(1)
+    left, center, right = mel_low + b * delta, mel_low + (b + 1) * delta, mel_low + (b + 2) * delta
+    fft_mel = mel(sample_frequency / fft_size * torch.arange(fft_size // 2, dtype=torch.float64)).unsqueeze(0)
+    up = (fft_mel - left) / (center - left)
+    down = (right - fft_mel) / (right - center)
+    banks = torch.clamp(torch.minimum(up, down), min=0.0)  # (num_bins, fft_size//2); Nyquist bin weight 0
+    window = torch.cat([window, torch.zeros(fft_size - window_size, dtype=torch.float64)])
+    return window.float(), banks.T.contiguous().float()
+
+
+def _fbank_batch(cfg: FbankConfig, batch: list[np.ndarray]) -> list[np.ndarray]:
+    """Blocks of about BLOCK_SECONDS of audio through :func:`_fbank_block` (bounded memory). A longer
+    utterance is cut into pieces at frame boundaries (frames are independent, so nothing changes)."""
+    limit = int(BLOCK_SECONDS * cfg.sample_frequency)
+    max_frames = max(1, (limit - cfg.window_size) // cfg.window_shift + 1)
+    pieces, owner = [], []
+    for i, s in enumerate(batch):
+        m = cfg.num_frames(len(s))
+        if m <= max_frames:
+            pieces.append(s)
+            owner.append(i)
+            continue
+        for a in range(0, m, max_frames):
+            b = min(m, a + max_frames)
+            pieces.append(s[a * cfg.window_shift: (b - 1) * cfg.window_shift + cfg.window_size])
+            owner.append(i)
+    feats: list[np.ndarray] = []
+    i = 0
+    while i < len(pieces):
+        j, size = i, 0
+        while j < len(pieces) and (j == i or size + len(pieces[j]) <= limit):
+            size += len(pieces[j])
+            j += 1
+        feats.extend(_fbank_block(cfg, pieces[i:j]))
+        i = j
+    if len(pieces) == len(batch):
+        return feats
+    out: list[list[np.ndarray]] = [[] for _ in batch]
+    for k, f in zip(owner, feats):
+        out[k].append(f)
+    return [parts[0] if len(parts) == 1 else np.concatenate(parts) for parts in out]
+
+
+def _fbank_block(cfg: FbankConfig, batch: list[np.ndarray]) -> list[np.ndarray]:
+    win, shift, nfft = cfg.window_size, cfg.window_shift, cfg.fft_size
+    counts = [cfg.num_frames(len(s)) for s in batch]
+    if sum(counts) == 0:
+        return [np.zeros((0, cfg.num_mel_bins), dtype=np.float32) for _ in batch]
+    window, banks = _constants(cfg.num_mel_bins, cfg.sample_frequency, win, nfft)
+
+    # One buffer; utterance i starts at sample r_i * shift, so its frames are rows r_i .. r_i+m_i-1
+    # of one strided view of the whole buffer (the few rows that straddle two utterances are
+    # computed and dropped). Zeros after the last utterance keep every view in bounds.
+    starts, pos = [], 0
+    for s in batch:
+        starts.append(pos // shift)
+        pos += (len(s) + shift - 1) // shift * shift
+    num_rows = pos // shift
+    g = math.gcd(win, shift)
+    buf = np.zeros(pos + nfft + g, dtype=np.float32)
+    for r, s in zip(starts, batch):
+        buf[r * shift: r * shift + len(s)] = s
+    x = torch.from_numpy(buf)
+    x.mul_(32768.0)  # Kaldi works on 16-bit-scaled samples; keep its scale so energies match
+
+    # Pre-emphasis of the whole buffer once: e[t] = x[t] - 0.97 x[t-1]. Per frame, after DC
+    # removal, Kaldi has y[0] = 0.03 (x[0] - mean) and y[j] = e[j] - 0.03 mean for j >= 1.
+    e = torch.empty_like(x)
+    e[0] = x[0]
+    torch.sub(x[1:], x[:-1], alpha=PREEMPH, out=e[1:])
+    frames = torch.empty(num_rows, nfft)
+    frames.copy_(e.unfold(0, nfft, shift)[:num_rows])  # samples win..nfft are zeroed by the window
+    frames[:, 0] = x[0: num_rows * shift: shift] * (1.0 - PREEMPH)
+    # Frame means from sums over gcd(win, shift)-sample pieces.
+    pieces = x[: len(x) // g * g].view(-1, g).sum(1)
+    means = pieces.unfold(0, win // g, shift // g)[:num_rows].sum(1) * ((1.0 - PREEMPH) / win)
+    frames.sub_(means.unsqueeze(1)).mul_(window)  # (after DC removal) x (window, zero-padded)
+
+    spec = torch.view_as_real(torch.fft.rfft(frames))  # (rows, nfft//2+1, 2)
+    del frames
+    power = spec[..., 0].square()
+    power.addcmul_(spec[..., 1], spec[..., 1])  # |X|^2
+    mel = torch.matmul(power[:, : nfft // 2], banks)  # the Nyquist bin has weight 0 in every filter
+    mel.clamp_(min=EPS).log_()
+    out = mel.numpy()
+    return [out[r: r + m] for r, m in zip(starts, counts)]
+
+
+def _torchaudio_fbank(cfg: FbankConfig, samples: np.ndarray) -> np.ndarray:
+    import torchaudio.compliance.kaldi as kaldi
+
+    wav = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)).unsqueeze(0) * 32768.0
+    if wav.shape[1] < cfg.window_size:
+        return np.zeros((0, cfg.num_mel_bins), dtype=np.float32)
+    return kaldi.fbank(wav, num_mel_bins=cfg.num_mel_bins, sample_frequency=cfg.sample_frequency,
+                       frame_length=cfg.frame_length, frame_shift=cfg.frame_shift, dither=cfg.dither,
+                       energy_floor=0.0).numpy()
+
+
+# --------------------------------------------------------------------------- stage 2: a data dir
+
+def _utt_file(data_dir: Path) -> Path:
+    """The table whose keys are the utterances: segments when there is one, else wav.scp."""
+    seg = data_dir / "segments"
+    return seg if seg.exists() else data_dir / "wav.scp"
+
+
+def _chunks(utts: list[str], nj: int) -> list[list[str]]:
+    """``nj`` contiguous chunks of (nearly) equal size, as Kaldi's split_data.sh makes them."""
+    nj = max(1, min(nj, len(utts)))
+    bounds = [len(utts) * j // nj for j in range(nj + 1)]
+    return [utts[bounds[j]: bounds[j + 1]] for j in range(nj)]
+
+
+def _audio_kwargs(resample: bool) -> dict:
+    """Keyword arguments for iter_utterances; resampling only where the reader supports it."""
+    if not resample:
+        return {}
+    if "resample" not in inspect.signature(iter_utterances).parameters:
+        raise DataError("--resample", None, "this version of asr_gr.data.audio cannot resample; "
+                                            "resample the audio beforehand")
+    return {"resample": True}
+
+
+def _run_job(args) -> dict:
+    """One job: features of ``utts`` into split/feats.<j>.ark, then split/utt2num_frames.<j>, then
+    split/feats.<j>.scp (renamed last: it marks the job done). Returns {'frames': ...} or
+    {'error': (path, line, reason)} (DataError does not pickle across processes)."""
+    j, data_dir, utts, split_dir, cfg_dict, resample = args
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the batched kernel is fastest on one thread; jobs give parallelism
+    try:
+        return _job(j, data_dir, utts, Path(split_dir), FbankConfig(**cfg_dict), resample)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _job(j: int, data_dir, utts: list[str], split_dir: Path, cfg: FbankConfig, resample: bool) -> dict:
+    utt_file = _utt_file(Path(data_dir))
+    try:
+        (split_dir / f"feats.{j}.scp").unlink(missing_ok=True)  # a stale one must not outlive its ark
+        ark = (split_dir / f"feats.{j}.ark").resolve()
+        num_frames: dict[str, int] = {}
+        block = int(BLOCK_SECONDS * cfg.sample_frequency)
+        with atomic_path(ark, suffix=".ark") as tmp_ark:
+            with open(tmp_ark, "wb") as fd:
+                writer = ArkWriter(fd, ark)
+                pending: list[tuple[str, np.ndarray]] = []
+                size = 0
+
+                def flush():
+                    feats = cfg.compute_batch([s for _, s in pending])
+                    for (utt, _), f in zip(pending, feats):
+                        if f.shape[0] == 0:
+                            raise DataError(utt_file, table_line_numbers(utt_file).get(utt),
+                                            f"utterance '{utt}' is shorter than one frame "
+                                            f"({cfg.frame_length:g} ms)")
+                        writer.write(utt, f)
+                        num_frames[utt] = f.shape[0]
+                    pending.clear()
+
+                for utt, samples, _ in iter_utterances(data_dir, sample_rate=cfg.sample_frequency,
+                                                       utts=utts, **_audio_kwargs(resample)):
+                    pending.append((utt, samples))
+                    size += len(samples)
+                    if size >= block:
+                        flush()
+                        size = 0
+                if pending:
+                    flush()
+        write_table(split_dir / f"utt2num_frames.{j}", num_frames, sort=False)
+        write_scp(split_dir / f"feats.{j}.scp", writer.entries)
+        return {"frames": num_frames}
+    except DataError as e:
+        return {"error": (e.path, e.line, e.reason)}
+
+
+def _job_is_done(split_dir: Path, j: int, utts: list[str]) -> bool:
+    scp, u2n = split_dir / f"feats.{j}.scp", split_dir / f"utt2num_frames.{j}"
+    if not (scp.exists() and u2n.exists()):
+        return False
+    try:
+        keys = list(read_table(scp))
+        ark = Path(read_table(scp)[keys[0]].rsplit(":", 1)[0]) if keys else None
+    except DataError:
+        return False
+    return keys == utts and list(read_table(u2n)) == utts and ark is not None and ark.exists()
+
+
+def _remove_outputs(out_dir: Path) -> None:
+    """feats.scp first (nothing may point into an ark about to change), then what goes with it."""
+    for name in ("feats.scp", "utt2num_frames", "feats.ark"):  # feats.ark: the old one-ark layout
+        (out_dir / name).unlink(missing_ok=True)
+
+
+def _fingerprint(data_dir: Path, cfg: FbankConfig, nj: int, resample: bool) -> str:
+    h = hashlib.sha256()
+    h.update((data_dir / "wav.scp").read_bytes())
+    seg = data_dir / "segments"
+    if seg.exists():
+        h.update(seg.read_bytes())
+    h.update(json.dumps([asdict(cfg), nj, resample], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, nj: int = 1,
+                      resample: bool = False) -> int:
+    """Extract features for every utterance of ``data_dir`` into ``out_dir``.
+
+    Writes ``split/feats.<j>.{ark,scp}`` (one per job), then ``feats.scp`` (absolute ark paths) and
+    ``utt2num_frames``. ``nj`` > 1 runs that many worker processes, one torch thread each. A rerun
+    redoes only the jobs whose scp is missing; while any job runs there is no ``feats.scp``.
+    Audio at another rate than ``config.sample_frequency`` is an error unless ``resample``.
+    Returns the number of utterances.
+    """
+    config = config or FbankConfig()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    utt_file = _utt_file(data_dir)
+    utts = list(read_table(utt_file))
+    if not utts:
+        raise DataError(utt_file, None, "no utterances")
+    _audio_kwargs(resample)  # fail early when resampling is asked for and unsupported
+    chunks = _chunks(utts, nj)
+    split_dir = out_dir / "split"
+    split_dir.mkdir(parents=True, exist_ok=True)
+
+    # Jobs made under another wav.scp, config or nj are not reused.
+    stamp = split_dir / "fingerprint"
+    fp = _fingerprint(data_dir, config, len(chunks), resample)
+    if not stamp.exists() or stamp.read_text().strip() != fp:
+        _remove_outputs(out_dir)
+        for p in [*split_dir.glob("feats.*.scp"), *split_dir.glob("utt2num_frames.*")]:
+            p.unlink()
+        for p in split_dir.glob("feats.*.ark"):  # arks of jobs that no longer exist
+            if not p.name[len("feats."):-len(".ark")].isdigit() or int(p.name[6:-4]) > len(chunks):
+                p.unlink()
+        with atomic_path(stamp) as tmp:
+            tmp.write_text(fp + "\n")
+
+    todo = [j for j in range(1, len(chunks) + 1) if not _job_is_done(split_dir, j, chunks[j - 1])]
+    if todo:
+        _remove_outputs(out_dir)  # jobs rewrite arks that an old feats.scp may point into
+        t0 = time.perf_counter()
+        cfg_dict = asdict(config)
+        jobs = [(j, str(data_dir), chunks[j - 1], str(split_dir), cfg_dict, resample) for j in todo]
+        if len(jobs) == 1:
+            results = [_run_job(jobs[0])]
+        else:
+            # fork, as torch's DataLoader workers: each worker sets one torch thread before any
+            # torch op (spawn would re-import torch in every worker: seconds of start-up).
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            ctx = multiprocessing.get_context(method)
+            with ctx.Pool(len(jobs)) as pool:
+                results = pool.map(_run_job, jobs, chunksize=1)
+        for r in results:
+            if "error" in r:
+                raise DataError(*r["error"])
+        frames = sum(sum(r["frames"].values()) for r in results)
+        secs = time.perf_counter() - t0
+        log.info("fbank %s: %d of %d jobs, %.0f s of audio in %.1f s (%.0fx real time)", data_dir, len(todo),
+                 len(chunks), frames * config.frame_shift / 1000, secs,
+                 frames * config.frame_shift / 1000 / max(secs, 1e-9))
+    else:
+        log.info("fbank %s: all %d jobs were done already", data_dir, len(chunks))
+
+    entries, num_frames = [], {}
+    for j in range(1, len(chunks) + 1):
+        entries.extend(read_table(split_dir / f"feats.{j}.scp").items())
+        num_frames.update(read_table(split_dir / f"utt2num_frames.{j}"))
+    write_table(out_dir / "utt2num_frames", num_frames)
+    write_scp(out_dir / "feats.scp", entries)  # last: its presence means every ark is complete
+    return len(utts)
