@@ -50,5 +50,22 @@ def test_summary_table(tmp_path):
     (exp / "probe" / "probe.tsv").write_text("layer\tdim\tlinear_acc\tmlp_acc\tchance\n0\t80\t90\t95\t33\n"
                                              "1\t256\t60\t70\t33\n")
     md = grid.summarise([{"aux": "adversarial", "spk_layer": 2}], tmp_path / "exp", "test", "train_heldout")
-    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | 50.00 | 20.00 | 12.5 | 95 | 70 |" in md
+    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | 50.00 | 20.00 | - | 12.5 | 90 | 60 |" in md
     assert (tmp_path / "exp" / "grid_probe.png").exists()
+
+
+def test_summary_compares_with_the_baseline(tmp_path):
+    def write(tag, errors):
+        d = tmp_path / "exp" / tag / "decode_test" / "score"
+        d.mkdir(parents=True)
+        per_utt = {f"s{i % 3}-{i:02d}": {"spk": f"s{i % 3}", "ref_words": 5, "errors": e}
+                   for i, e in enumerate(errors)}
+        (d / "per_utt.json").write_text(json.dumps(per_utt))
+        (d / "result.json").write_text(json.dumps({"wer": 100.0 * sum(errors) / (5 * len(errors)), "cer": 1.0}))
+
+    write("grid_none", [1] * 30)
+    write("grid_mtl_l3", [3] * 30)  # much worse on every utterance: significant
+    md = grid.summarise([{"aux": "none"}, {"aux": "mtl", "spk_layer": 3}], tmp_path / "exp", "test",
+                        "train_heldout")
+    row = next(line for line in md.splitlines() if line.startswith("| grid_mtl_l3"))
+    assert "+40.00 [+40.00, +40.00], p=0.00" in row

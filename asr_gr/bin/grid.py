@@ -107,14 +107,25 @@ def _json(path: Path):
 
 
 def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str) -> str:
-    """exp/grid.md: per system WER/CER on the test set, speaker accuracy of the aux head, probe
+    """exp/grid.md: per system WER/CER on the test set, the WER difference to the baseline with its
+    95% paired-bootstrap confidence interval and p-value, speaker accuracy of the aux head, probe
     accuracy per layer; and exp/grid_probe.png."""
     from asr_gr.analysis.probe import plot_probe_curves
     from asr_gr.bin.probe import read_tsv
+    from asr_gr.score.significance import load_system, paired_bootstrap
+
+    def score_dir(s):
+        return exp_root / tag_of(s) / f"decode_{test_set}" / "score"
+
+    base = next((s for s in systems if s["aux"] == "none"), None)
+    baseline = load_system(score_dir(base), tag_of(base)) if base and (score_dir(base) / "per_utt.json").exists() \
+        else None
 
     lines = ["# Ablation grid", "",
-             f"Test set `{test_set}` (unseen speakers). spk acc: the aux head on `{heldout_set}`. Probe: "
-             "MLP speaker accuracy per layer (0 = input features) on unseen speakers' utterances.", ""]
+             f"Test set `{test_set}` (unseen speakers). Δ WER: difference to the baseline with its 95% "
+             "confidence interval and p-value (paired bootstrap over utterances, 1000 draws). spk acc: the "
+             f"aux head on `{heldout_set}`. L0..Ln: linear-probe speaker accuracy % per layer (0 = input "
+             "features) of the frozen model.", ""]
     probes, rows = {}, []
     for s in systems:
         exp = exp_root / tag_of(s)
@@ -125,15 +136,19 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
             probes[tag_of(s)] = read_tsv(tsv)
         rows.append((s, res, acc))
     n_layers = max((len(p) for p in probes.values()), default=0)
-    head = "| system | aux | layer | λ | semi | WER % | CER % | spk acc % |" + "".join(
+    head = "| system | aux | layer | λ | semi | WER % | CER % | Δ WER [95% CI], p | spk acc % |" + "".join(
         f" L{i} |" for i in range(n_layers))
-    lines += [head, "|" + "---|" * (8 + n_layers)]
+    lines += [head, "|" + "---|" * (9 + n_layers)]
     for s, res, acc in rows:
         t = tag_of(s)
+        delta = "-"
+        if baseline is not None and s is not base and (score_dir(s) / "per_utt.json").exists():
+            r = paired_bootstrap(baseline, load_system(score_dir(s), t))
+            delta = f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}], p={r.p:.2f}"
         cells = [t, s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
                  "yes" if s.get("semi") else "", f"{res['wer']:.2f}" if res else "-",
-                 f"{res['cer']:.2f}" if res else "-", f"{acc['acc_spk']:.1f}" if acc else "-"]
-        cells += [f"{r.mlp_acc:.0f}" for r in probes.get(t, [])] + [""] * (n_layers - len(probes.get(t, [])))
+                 f"{res['cer']:.2f}" if res else "-", delta, f"{acc['acc_spk']:.1f}" if acc else "-"]
+        cells += [f"{r.linear_acc:.0f}" for r in probes.get(t, [])] + [""] * (n_layers - len(probes.get(t, [])))
         lines.append("| " + " | ".join(cells) + " |")
     if probes:
         chance = next(iter(probes.values()))[0].chance
