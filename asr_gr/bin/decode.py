@@ -1,50 +1,35 @@
-"""Stage 4: CTC greedy decoding of a dump dir with a trained model.
+"""Stage 4: CTC decoding of a dump dir with a trained model (greedy or prefix beam search + word LM).
 
     python -m asr_gr.bin.decode --exp-dir exp/train_none --data-dir dump/fbank/test \\
-        --out-dir exp/train_none/decode_test [--checkpoint best.pt]
+        --out-dir exp/train_none/decode_test [--checkpoint best.pt] [--beam-size 8 --lm lm.arpa \\
+        --lm-weight 0.5 --word-bonus 1.0] [--nj 2] [--dump-layers utts.txt]
 
-Writes OUT/hyp.txt (Kaldi text format) and OUT/rtf.txt; when the model has a speaker head and every
-speaker of the set was seen in training, also OUT/spk_acc.json (accuracy of the head).
+Writes OUT/hyp.txt (Kaldi text format) and OUT/rtf.txt (real-time factor); with --dump-layers the
+encoder's per-layer outputs (layer 0 = input features) of the listed utterances as
+OUT/layers/layer<k>.ark/.scp; when the model has a speaker head and every speaker of the set was seen
+in training, also OUT/spk_acc.json (accuracy of the head).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from asr_gr.bin.common import main_guard
-from asr_gr.config import load_yaml
-from asr_gr.data.dataset import BucketSampler, FeatureDataset, collate
-from asr_gr.decode.ctc import greedy_decode
-from asr_gr.features.cmvn import CMVN
-from asr_gr.models.asr_model import build_model
-from asr_gr.text.tokenizer import CharTokenizer
-from asr_gr.train.trainer import load_checkpoint, speaker_accuracy
+from asr_gr.decode.runner import DecodeOptions, _build_dataset, decode_dir
+from asr_gr.train.restore import load_trained  # noqa: F401  (re-exported for callers of the old name)
+from asr_gr.train.trainer import speaker_accuracy
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
 
-def load_trained(exp_dir, checkpoint: str = "best.pt"):
-    """Rebuild the model of ``exp_dir`` from its config.yaml and load ``checkpoint``."""
-    exp = Path(exp_dir)
-    cfg = load_yaml(exp / "config.yaml")
-    tok = CharTokenizer.from_file(cfg["token_list"])
-    spk_list = (exp / "spk_list.txt").read_text(encoding="utf-8").split()
-    model = build_model(cfg, cfg["input_dim"], cfg["vocab_size"], cfg["num_speakers"])
-    ckpt = exp / checkpoint
-    if not ckpt.exists():
-        raise DataError(ckpt, None, "checkpoint does not exist (has stage 3 finished?)")
-    try:
-        state = load_checkpoint(ckpt)
-    except Exception as e:
-        raise DataError(ckpt, None, f"cannot load checkpoint: {str(e).splitlines()[0]}") from None
-    model.load_state_dict(state["model"] if "model" in state and "optim" in state else state)
-    model.eval()
-    return model, cfg, tok, {s: i for i, s in enumerate(spk_list)}
+def _read_utt_list(path) -> list[str]:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, None, "utterance list does not exist")
+    return [ln.split()[0] for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
 
 
 @main_guard
@@ -56,36 +41,34 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default="best.pt", help="file in the exp dir: best.pt, epochN.pt, ...")
     ap.add_argument("--batch-frames", type=int, default=40000)
     ap.add_argument("--num-threads", type=int, default=0)
+    ap.add_argument("--beam-size", type=int, default=1, help="1: greedy; >1: CTC prefix beam search")
+    ap.add_argument("--lm", default=None, help="word n-gram LM (ARPA file) for the beam search")
+    ap.add_argument("--lm-weight", type=float, default=0.5)
+    ap.add_argument("--word-bonus", type=float, default=0.0)
+    ap.add_argument("--nj", type=int, default=1, help="parallel worker processes (contiguous chunks)")
+    ap.add_argument("--dump-layers", default=None, metavar="UTT_LIST_FILE",
+                    help="also write every encoder layer's output of these utterances to OUT/layers/")
     args = ap.parse_args(argv)
     setup_logging()
+    if args.beam_size < 1 or args.nj < 1:
+        raise DataError("command line", None, "--beam-size and --nj must be >= 1")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    model, cfg, tok, spk2id = load_trained(args.exp_dir, args.checkpoint)
-    cmvn = CMVN.from_file(cfg["cmvn"])
-    ds = FeatureDataset(args.data_dir, cmvn=cmvn, input_dim=cfg["input_dim"], spk2id=spk2id,
-                        utt_cmn=cfg.get("utt_cmn", False))
-    loader = torch.utils.data.DataLoader(
-        ds, batch_sampler=BucketSampler(ds.lengths, args.batch_frames, shuffle=False), collate_fn=collate)
-    hyps: dict[str, str] = {}
-    t0 = time.time()
-    with torch.no_grad():
-        for batch in tqdm(loader, desc=f"decode {Path(args.data_dir).name}", unit="batch", mininterval=2):
-            lp, lens, _ = model.ctc_log_probs(batch["feats"], batch["feat_lens"])
-            for utt, seq in zip(batch["utts"], greedy_decode(lp, lens)):
-                hyps[utt] = tok.decode(seq)
-    elapsed = time.time() - t0
-    audio_seconds = sum(ds.lengths) * 0.01  # 10 ms frame shift
+    opts = DecodeOptions(checkpoint=args.checkpoint, beam_size=args.beam_size, lm=args.lm,
+                         lm_weight=args.lm_weight, word_bonus=args.word_bonus, batch_frames=args.batch_frames,
+                         num_threads=args.num_threads,
+                         dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
+    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj)
     out = Path(args.out_dir)
-    atomic_write_text(out / "hyp.txt", "".join(f"{u} {hyps[u]}\n" for u in sorted(hyps)))
-    rtf = elapsed / max(audio_seconds, 1e-9)
-    atomic_write_text(out / "rtf.txt", f"decoding seconds {elapsed:.2f}\naudio seconds {audio_seconds:.2f}\n"
-                                       f"RTF {rtf:.5f}\n")
-    msg = f"decoded {len(hyps)} utterances (RTF {rtf:.4f}) into {out / 'hyp.txt'}"
-    if model.aux_head is not None and all(ds.spk_label[u] in spk2id for u in ds.utts):
-        acc = speaker_accuracy(model, ds, args.batch_frames)
-        atomic_write_text(out / "spk_acc.json", json.dumps({"acc_spk": round(acc, 2), "num_utts": len(ds),
-                                                            "chance": round(100.0 / len(spk2id), 2)}) + "\n")
-        msg += f"; speaker accuracy of the aux head {acc:.1f}%"
+    msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
+    model, cfg, _, spk2id = load_trained(args.exp_dir, args.checkpoint)
+    if model.aux_head is not None:
+        ds = _build_dataset(cfg, args.data_dir, spk2id)
+        if all(ds.spk_label[u] in spk2id for u in ds.utts):
+            acc = speaker_accuracy(model, ds, args.batch_frames)
+            atomic_write_text(out / "spk_acc.json", json.dumps({"acc_spk": round(acc, 2), "num_utts": len(ds),
+                                                                "chance": round(100.0 / len(spk2id), 2)}) + "\n")
+            msg += f"; speaker accuracy of the aux head {acc:.1f}%"
     print(msg)
 
 

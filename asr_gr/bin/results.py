@@ -3,7 +3,9 @@
     python -m asr_gr.bin.results --exp-root exp --test-set test --heldout-set train_heldout
 
 Per system (exp dir with config.yaml): aux head, WER and CER on the test set, speaker accuracy of
-the aux head on the held-out utterances of training speakers, and training time.
+the aux head on the held-out utterances of training speakers, and training time. Below that summary,
+ESPnet-style tables per decoded set (every exp/*/decode_<set>/score/result.json): Snt, Wrd, and Corr
+Sub Del Ins Err S.Err in %, for WER and CER.
 """
 
 from __future__ import annotations
@@ -57,6 +59,34 @@ def markdown(rows: list[dict], test_set: str, heldout_set: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def dataset_tables(exp_root) -> str:
+    """ESPnet-style per-set tables: one per decoded set, a row per system, WER and CER counts (%)."""
+    sets: dict[str, list] = {}
+    for exp in sorted(p.parent for p in Path(exp_root).glob("*/config.yaml")):
+        for res_path in sorted(exp.glob("decode_*/score/result.json")):
+            res = _json(res_path)
+            if not res or "word" not in res:
+                continue
+            sets.setdefault(res_path.parent.parent.name[len("decode_"):], []).append((exp.name, res))
+    out = []
+    for s in sorted(sets):
+        out += ["", f"## {s}", ""]
+        for unit, title in (("word", "WER"), ("char", "CER")):
+            out += [f"### {title}", "", "| system | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err |",
+                    "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+            for name, res in sets[s]:
+                c = res.get(unit)
+                if not c:
+                    continue
+                ref = max(1, c["ref"])
+                pct = lambda k: f"{100.0 * c[k] / ref:.1f}"  # noqa: E731
+                serr = f"{100.0 * c['snt_err'] / max(1, c['snt']):.1f}" if "snt_err" in c else "-"
+                out.append(f"| {name} | {c['snt']} | {c['ref']} | {pct('corr')} | {pct('sub')} | {pct('del')} | "
+                           f"{pct('ins')} | {pct('err')} | {serr} |")
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n" if out else ""
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp-root", default="exp")
@@ -64,7 +94,7 @@ def main(argv=None):
     ap.add_argument("--heldout-set", default="train_heldout")
     args = ap.parse_args(argv)
     rows = collect(args.exp_root, args.test_set, args.heldout_set)
-    md = markdown(rows, args.test_set, args.heldout_set)
+    md = markdown(rows, args.test_set, args.heldout_set) + dataset_tables(args.exp_root)
     atomic_write_text(Path(args.exp_root) / "RESULTS.md", md)
     print(md, end="")
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +39,8 @@ class Counts:
 
     def as_dict(self) -> dict:
         return {"snt": self.snt, "ref": self.ref, "corr": self.corr, "sub": self.sub, "del": self.dele,
-                "ins": self.ins, "err": self.err, "err_rate": round(self.rate(self.err), 2)}
+                "ins": self.ins, "err": self.err, "err_rate": round(self.rate(self.err), 2),
+                "snt_err": self.snt_err}
 
 
 def _counts(out, ref_len: int) -> Counts:
@@ -56,30 +60,86 @@ def utterance_counts(ref: str, hyp: str, unit: str = "word") -> tuple[Counts, ob
     return _counts(out, n), out
 
 
+def normalize(text: str, *, lowercase: bool = False, remove_punct: bool = False) -> str:
+    """Text normalisation applied to references and hypotheses alike before scoring."""
+    if lowercase:
+        text = text.lower()
+    if remove_punct:  # Unicode punctuation; apostrophes inside words (don't) are kept
+        text = "".join(" " if unicodedata.category(ch).startswith("P") and ch != "'" else ch for ch in text)
+        text = re.sub(r"(^|\s)'+|'+(\s|$)", " ", text)
+    return " ".join(text.split())
+
+
 @dataclass
 class ScoreReport:
     total: dict = field(default_factory=dict)  # unit -> Counts
     per_spk: dict = field(default_factory=dict)  # unit -> {spk: Counts}
     per_utt: dict = field(default_factory=dict)  # utt -> (ref, hyp, Counts(word), alignment)
+    utt_counts: dict = field(default_factory=dict)  # utt -> {unit: Counts}
+    utt2spk: dict = field(default_factory=dict)
+    normalization: dict = field(default_factory=dict)
 
 
-def score(refs: dict, hyps: dict, utt2spk: dict) -> ScoreReport:
-    """Score every reference utterance; a missing hypothesis counts as empty (all deletions)."""
-    rep = ScoreReport()
-    for unit in ("word", "char"):
+def score(refs: dict, hyps: dict, utt2spk: dict, *, lowercase: bool = False, remove_punct: bool = False,
+          tokenize=None) -> ScoreReport:
+    """Score every reference utterance; a missing hypothesis counts as empty (all deletions).
+
+    Units: 'word' (WER), 'char' (CER) and, when ``tokenize`` (text -> list of token strings) is given,
+    'token' (token error rate over the model's tokens)."""
+    rep = ScoreReport(normalization={"lowercase": lowercase, "remove_punct": remove_punct})
+    units = ("word", "char") + (("token",) if tokenize is not None else ())
+    for unit in units:
         rep.total[unit] = Counts()
         rep.per_spk[unit] = {}
     for utt in sorted(refs):
-        ref, hyp = refs[utt], hyps.get(utt, "")
+        ref = normalize(refs[utt], lowercase=lowercase, remove_punct=remove_punct)
+        hyp = normalize(hyps.get(utt, ""), lowercase=lowercase, remove_punct=remove_punct)
         spk = utt2spk[utt]
-        for unit in ("word", "char"):
-            c, out = utterance_counts(ref, hyp, unit)
+        rep.utt2spk[utt] = spk
+        rep.utt_counts[utt] = {}
+        for unit in units:
+            if unit == "token":
+                c, out = utterance_counts(" ".join(tokenize(ref)), " ".join(tokenize(hyp)), "word")
+            else:
+                c, out = utterance_counts(ref, hyp, unit)
             rep.total[unit] += c
             rep.per_spk[unit].setdefault(spk, Counts())
             rep.per_spk[unit][spk] += c
+            rep.utt_counts[utt][unit] = c
             if unit == "word":
                 rep.per_utt[utt] = (ref, hyp, c, out)
     return rep
+
+
+def confusions(rep: ScoreReport) -> tuple[Counter, Counter, Counter]:
+    """(substitutions {(ref, hyp): n}, deletions {ref: n}, insertions {hyp: n}) over the word alignments."""
+    subs, dels, ins = Counter(), Counter(), Counter()
+    for ref, hyp, _, out in rep.per_utt.values():
+        r, h = ref.split(), hyp.split()
+        if out is None:
+            dels.update(r)
+            continue
+        for ch in out.alignments[0]:
+            if ch.type == "substitute":
+                subs.update(zip(r[ch.ref_start_idx: ch.ref_end_idx], h[ch.hyp_start_idx: ch.hyp_end_idx]))
+            elif ch.type == "delete":
+                dels.update(r[ch.ref_start_idx: ch.ref_end_idx])
+            elif ch.type == "insert":
+                ins.update(h[ch.hyp_start_idx: ch.hyp_end_idx])
+    return subs, dels, ins
+
+
+def confusions_text(rep: ScoreReport, top: int = 30) -> str:
+    subs, dels, ins = confusions(rep)
+
+    def block(title, items, fmt):
+        lines = [f"{title} ({sum(n for _, n in items.items())} in all, top {top})", ""]
+        lines += [f"{i:>4}: {n:>5}  ->  {fmt(k)}" for i, (k, n) in
+                  enumerate(sorted(items.items(), key=lambda kv: (-kv[1], kv[0]))[:top], 1)]
+        return "\n".join(lines) + "\n"
+
+    return (block("SUBSTITUTIONS (REF ==> HYP)", subs, lambda k: f"{k[0]} ==> {k[1]}") + "\n"
+            + block("DELETIONS", dels, str) + "\n" + block("INSERTIONS", ins, str))
 
 
 def _table(per_spk: dict, total: Counts, title: str) -> str:
@@ -137,11 +197,23 @@ def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
     out_dir = Path(out_dir)
     w, c = rep.total["word"], rep.total["char"]
     summary = {"wer": round(w.rate(w.err), 2), "cer": round(c.rate(c.err), 2), "word": w.as_dict(),
-               "char": c.as_dict(), "num_utts": w.snt, "num_spk": len(rep.per_spk["word"])}
-    head = (f"{title}\n" if title else "") + (
+               "char": c.as_dict(), "num_utts": w.snt, "num_spk": len(rep.per_spk["word"]),
+               "normalization": dict(rep.normalization)}
+    if "token" in rep.total:
+        t = rep.total["token"]
+        summary["ter"] = round(t.rate(t.err), 2)
+        summary["token"] = t.as_dict()
+    norm = rep.normalization or {}
+    norm_line = ("normalisation: lowercase=" + ("yes" if norm.get("lowercase") else "no")
+                 + " remove_punct=" + ("yes" if norm.get("remove_punct") else "no") + "\n")
+    ter_line = ""
+    if "token" in rep.total:
+        t = rep.total["token"]
+        ter_line = f"%TER {t.rate(t.err):.2f} [ {t.err} / {t.ref}, {t.ins} ins, {t.dele} del, {t.sub} sub ]\n"
+    head = (f"{title}\n" if title else "") + norm_line + (
         f"%WER {w.rate(w.err):.2f} [ {w.err} / {w.ref}, {w.ins} ins, {w.dele} del, {w.sub} sub ]\n"
         f"%CER {c.rate(c.err):.2f} [ {c.err} / {c.ref}, {c.ins} ins, {c.dele} del, {c.sub} sub ]\n"
-        f"%SER {100.0 * w.snt_err / max(1, w.snt):.2f} [ {w.snt_err} / {w.snt} ]\n"
+        + ter_line + f"%SER {100.0 * w.snt_err / max(1, w.snt):.2f} [ {w.snt_err} / {w.snt} ]\n"
         f"Scored {w.snt} sentences, {len(rep.per_spk['word'])} speakers\n\n")
     wer_table = _table(rep.per_spk["word"], w, "WER")
     cer_table = _table(rep.per_spk["char"], c, "CER")
@@ -154,4 +226,19 @@ def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
                          f"REF:  {r}\nHYP:  {h}\nEval: {e}\n")
     atomic_write_text(out_dir / "per_utt.txt", "\n".join(utt_lines))
     atomic_write_text(out_dir / "result.json", json.dumps(summary, indent=1) + "\n")
+    atomic_write_text(out_dir / "confusions.txt", confusions_text(rep))
+    per_utt = {}
+    for utt in sorted(rep.per_utt):
+        cw = rep.utt_counts[utt]["word"] if rep.utt_counts else rep.per_utt[utt][2]
+        d = {"spk": rep.utt2spk.get(utt), "ref_words": cw.ref, "errors": cw.err, "corr": cw.corr,
+             "sub": cw.sub, "del": cw.dele, "ins": cw.ins}
+        if rep.utt_counts and "char" in rep.utt_counts[utt]:
+            cc = rep.utt_counts[utt]["char"]
+            d.update(ref_chars=cc.ref, char_errors=cc.err)
+        if rep.utt_counts and "token" in rep.utt_counts[utt]:
+            ct = rep.utt_counts[utt]["token"]
+            d.update(ref_tokens=ct.ref, token_errors=ct.err)
+        d["ref"], d["hyp"] = rep.per_utt[utt][0], rep.per_utt[utt][1]
+        per_utt[utt] = d
+    atomic_write_text(out_dir / "per_utt.json", json.dumps(per_utt, indent=1) + "\n")
     return summary

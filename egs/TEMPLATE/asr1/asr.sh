@@ -9,6 +9,7 @@
 #   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
 #   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe/probe.{tsv,png}, exp/probe_compare.png
+#   7  comparison     asr_gr.bin.compare                 -> exp/compare.md, exp/compare_per_spk.png (paired bootstrap)
 #
 # Options (set before parse_options.sh; "--train-config conf/x.yaml" sets train_config):
 set -euo pipefail
@@ -29,12 +30,19 @@ extra_sets=""           # other sets to extract features for (e.g. untranscribed
 data_prep_opts=""       # options for local/data_prep.sh
 train_config=conf/train.yaml
 train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
-probe_sets="dev test"   # stage 6: sets whose speakers the probes classify (split into probe-train/test)
+probe_sets=""           # stage 6: sets whose speakers the probes classify (split into probe-train/test
+                        # utterances of the same speakers); default: the heldout set (seen speakers)
 untranscribed_set=""    # semi-supervised: a set with utt2spk and no text whose batches add only the speaker loss
 tag=""                  # exp dir name; default <train_config name>_<aux>
 checkpoint=best.pt      # checkpoint decoded in stage 4
+beam_size=1             # stage 4: 1 = CTC greedy, >1 = CTC prefix beam search
+decode_opts=""          # extra options for asr_gr.bin.decode, e.g. "--lm lm.arpa --lm-weight 0.5 --word-bonus 1"
+score_opts=""           # extra options for asr_gr.bin.score, e.g. "--lowercase --remove-punct"
+compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "--num-samples 2000"
 nj=2                    # parallel jobs (torch threads in training and decoding)
 num_mel_bins=80
+feats_type=fbank        # fbank: extract from wav.scp; extracted: reuse data/<set>/feats.scp (+cmvn) made by Kaldi/ESPnet
+speed_perturb_factors=""  # e.g. "0.9 1.0 1.1": train on speed-perturbed copies (sp<f>-<utt>), as ESPnet
 
 . utils/parse_options.sh
 
@@ -57,13 +65,19 @@ if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
 fi
 
 if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
-  log "stage 2: fbank features (${num_mel_bins} bins) and the token list"
+  log "stage 2: features (--feats-type ${feats_type}) and the token list"
+  case ${feats_type} in fbank|extracted) ;; *) log "ERROR: --feats-type must be fbank or extracted, got '${feats_type}'"; exit 1;; esac
   for s in ${feat_sets}; do
     if [ -f dump/fbank/${s}/.done ]; then log "dump/fbank/${s} is done; skipping"; continue; fi
-    opts=""; [ "${s}" = "${train_set}" ] && opts="--cmvn"
-    [ -f data/${s}/text ] || opts="${opts} --no-text"
-    python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} \
-      --num-mel-bins ${num_mel_bins} ${opts}
+    if [ "${feats_type}" = extracted ]; then  # validate and reuse data/<set>/feats.scp; global cmvn.ark
+      python -m asr_gr.bin.import_feats --data-dir data/${s} --out-dir dump/fbank/${s}
+    else
+      opts=""; [ "${s}" = "${train_set}" ] && opts="--cmvn"
+      [ -f data/${s}/text ] || opts="${opts} --no-text"
+      sp=""; [ "${s}" = "${train_set}" ] && sp="${speed_perturb_factors}"
+      python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} \
+        --num-mel-bins ${num_mel_bins} --nj ${nj} ${opts} ${sp:+--speed-perturb "${sp}"}
+    fi
     touch dump/fbank/${s}/.done
   done
   python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out data/token_list/char/tokens.txt
@@ -88,7 +102,8 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
     for s in ${test_sets} ${heldout_set}; do
       log "stage 4: decoding ${s} with ${expdir}/${checkpoint}"
       python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
-        --out-dir ${expdir}/decode_${s} --checkpoint ${checkpoint} --num-threads ${nj}
+        --out-dir ${expdir}/decode_${s} --checkpoint ${checkpoint} --num-threads ${nj} \
+        --beam-size ${beam_size} --nj ${nj} ${decode_opts}
     done
   done
 fi
@@ -99,7 +114,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     for s in ${test_sets} ${heldout_set}; do
       log "stage 5: scoring ${expdir}/decode_${s}"
       python -m asr_gr.bin.score --ref-dir dump/fbank/${s} --hyp ${expdir}/decode_${s}/hyp.txt \
-        --out-dir ${expdir}/decode_${s}/score
+        --out-dir ${expdir}/decode_${s}/score ${score_opts}
     done
   done
   python -m asr_gr.bin.results --exp-root exp --test-set $(echo ${test_sets} | awk '{print $NF}') \
@@ -107,6 +122,7 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   probe_dirs=""
+  [ -n "${probe_sets}" ] || probe_sets=${heldout_set}
   for s in ${probe_sets}; do probe_dirs="${probe_dirs} --data-dir dump/fbank/${s}"; done
   for a in ${aux}; do
     expdir=exp/$(tag_for ${a})
@@ -115,6 +131,17 @@ if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   done
   if [ $(echo ${aux} | wc -w) -gt 1 ]; then
     python -m asr_gr.bin.probe --out exp/probe_compare.png --overlay $(for a in ${aux}; do echo exp/$(tag_for ${a}); done)
+  fi
+fi
+
+if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
+  if [ $(echo ${aux} | wc -w) -gt 1 ]; then
+    last_test=$(echo ${test_sets} | awk '{print $NF}')
+    log "stage 7: comparing the systems of '${aux}' on ${last_test} (paired bootstrap) -> exp/compare.md"
+    python -m asr_gr.bin.compare $(for a in ${aux}; do echo exp/$(tag_for ${a}); done) \
+      --set ${last_test} --out exp/compare.md ${compare_opts}
+  else
+    log "stage 7: only one system (--aux ${aux}); nothing to compare"
   fi
 fi
 

@@ -1,0 +1,159 @@
+"""Decode a dump dir with a trained model: greedy or prefix beam search, ``nj`` worker processes,
+optional dump of the encoder's per-layer outputs (layer 0 = input features) for chosen utterances.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from asr_gr.utils import DataError, atomic_path, atomic_write_text
+
+
+@dataclass
+class DecodeOptions:
+    checkpoint: str = "best.pt"
+    beam_size: int = 1  # 1: greedy
+    lm: str | None = None  # ARPA file
+    lm_weight: float = 0.5
+    word_bonus: float = 0.0
+    batch_frames: int = 40000
+    num_threads: int = 0
+    dump_utts: list = field(default_factory=list)  # utterances whose layers to dump
+
+
+def _build_dataset(model_cfg, data_dir, spk2id):
+    from asr_gr.data.dataset import FeatureDataset
+    from asr_gr.features.cmvn import CMVN
+
+    cmvn = CMVN.from_file(model_cfg["cmvn"])
+    return FeatureDataset(data_dir, cmvn=cmvn, input_dim=model_cfg["input_dim"], spk2id=spk2id,
+                          utt_cmn=model_cfg.get("utt_cmn", False))
+
+
+def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, progress=True):
+    """Decode ``utts`` (None: all) of ``data_dir``. Returns (hyps {utt: text}, layers {utt: [np arrays]},
+    decoding seconds)."""
+    from asr_gr.data.dataset import BucketSampler, collate
+    from asr_gr.decode.ctc import greedy_decode
+    from asr_gr.decode.beam import beam_search_batch
+    from asr_gr.train.restore import load_trained
+
+    if opts.num_threads:
+        torch.set_num_threads(opts.num_threads)
+    loaded = load_trained(exp_dir, opts.checkpoint)
+    model = model or loaded[0]
+    cfg, tok, spk2id = loaded[1], loaded[2], loaded[3]
+    ds = _build_dataset(cfg, data_dir, spk2id)
+    if utts is not None:
+        pos = {u: i for i, u in enumerate(ds.utts)}
+        ds.lengths = [ds.lengths[pos[u]] for u in utts]
+        ds.utts = list(utts)
+    beam_kw = {}
+    if opts.beam_size > 1 or opts.lm:
+        tokens = getattr(tok, "tokens", None)
+        if opts.lm:
+            from asr_gr.decode.arpa import ArpaLM
+            if tokens is None or "<space>" not in tok.index:
+                raise DataError(cfg["token_list"], None, "an LM needs a character token list with <space>")
+            beam_kw = {"lm": ArpaLM.from_file(opts.lm), "tokens": tokens, "space_id": tok.index["<space>"],
+                       "lm_weight": opts.lm_weight, "word_bonus": opts.word_bonus}
+    dump = set(opts.dump_utts or ())
+    loader = torch.utils.data.DataLoader(
+        ds, batch_sampler=BucketSampler(ds.lengths, opts.batch_frames, shuffle=False), collate_fn=collate)
+    hyps, layers_out = {}, {}
+    t0 = time.time()
+    with torch.no_grad():
+        for batch in tqdm(loader, desc=f"decode {Path(data_dir).name}", unit="batch", mininterval=2,
+                          disable=not progress):
+            lp, lens, layers = model.ctc_log_probs(batch["feats"], batch["feat_lens"])
+            if opts.beam_size > 1 or opts.lm:
+                seqs = beam_search_batch(lp, lens, max(1, opts.beam_size), **beam_kw)
+            else:
+                seqs = greedy_decode(lp, lens)
+            for b, (utt, seq) in enumerate(zip(batch["utts"], seqs)):
+                hyps[utt] = tok.decode(seq)
+                if utt in dump:
+                    # layer 0: the (normalised) input features; layer k: output of encoder layer k
+                    outs = [batch["feats"][b, : int(batch["feat_lens"][b])].float().numpy().copy()]
+                    outs += [x[b, : int(lens[b])].float().numpy().copy() for x in layers]
+                    layers_out[utt] = outs
+    return hyps, layers_out, time.time() - t0
+
+
+def _worker(args):
+    exp_dir, data_dir, utts, opts = args
+    torch.set_num_threads(1)
+    opts.num_threads = 1
+    return decode_utts(exp_dir, data_dir, utts, opts, progress=False)
+
+
+def split_contiguous(items: list, nj: int) -> list[list]:
+    n = len(items)
+    size = math.ceil(n / nj) if n else 0
+    return [items[i * size: (i + 1) * size] for i in range(nj) if items[i * size: (i + 1) * size]]
+
+
+def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> dict:
+    """Decode every utterance of ``data_dir`` into ``out_dir``/hyp.txt (+ rtf.txt, layers/)."""
+    from asr_gr.data.kaldi_dir import read_table
+
+    scp = Path(data_dir) / "feats.scp"
+    if not scp.exists():
+        raise DataError(scp, None, "feats.scp does not exist (has stage 2 finished?)")
+    all_utts = list(read_table(scp))
+    missing = [u for u in opts.dump_utts if u not in set(all_utts)]
+    if missing:
+        raise DataError(scp, None, f"utterance '{missing[0]}' of the --dump-layers list is not in the set")
+    t0 = time.time()
+    if nj <= 1:
+        hyps, layers, _ = decode_utts(exp_dir, data_dir, None, opts)
+    else:
+        chunks = split_contiguous(all_utts, nj)
+        ctx = mp.get_context("spawn")
+        hyps, layers = {}, {}
+        with ctx.Pool(len(chunks)) as pool:
+            for h, lay, _ in tqdm(pool.imap(_worker, [(str(exp_dir), str(data_dir), c, opts) for c in chunks]),
+                                  total=len(chunks), desc=f"decode {Path(data_dir).name} (nj={nj})"):
+                hyps.update(h)
+                layers.update(lay)
+    elapsed = time.time() - t0
+    out = Path(out_dir)
+    atomic_write_text(out / "hyp.txt", "".join(f"{u} {hyps[u]}\n" for u in sorted(hyps)))
+    u2n = Path(data_dir) / "utt2num_frames"
+    frames = sum(int(v) for v in read_table(u2n).values()) if u2n.exists() else None
+    if frames is None:
+        import kaldiio
+        frames = sum(m.shape[0] for _, m in kaldiio.load_scp_sequential(str(scp)))
+    audio_seconds = frames * 0.01  # 10 ms frame shift
+    rtf = elapsed / max(audio_seconds, 1e-9)
+    atomic_write_text(out / "rtf.txt", f"decoding seconds {elapsed:.2f}\naudio seconds {audio_seconds:.2f}\n"
+                                       f"RTF {rtf:.5f}\nnj {nj}\nbeam_size {opts.beam_size}\n")
+    if opts.dump_utts:
+        write_layers(out / "layers", layers)
+    return {"hyps": hyps, "rtf": rtf, "elapsed": elapsed, "num_layers": len(next(iter(layers.values()), []))}
+
+
+def write_layers(out_dir, layers: dict) -> None:
+    """``layers`` utt -> [array per layer] as ``out_dir``/layer<k>.ark/.scp (kaldiio)."""
+    import kaldiio
+
+    if not layers:
+        return
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n = len(next(iter(layers.values())))
+    for k in range(n):
+        ark, scp = out_dir / f"layer{k}.ark", out_dir / f"layer{k}.scp"
+        with atomic_path(ark) as tark, atomic_path(scp) as tscp:
+            with kaldiio.WriteHelper(f"ark,scp:{tark},{tscp}") as w:
+                for utt in sorted(layers):
+                    w(utt, layers[utt][k])
+            # the scp names the temporary ark; point it at the final name
+            tscp.write_text(tscp.read_text(encoding="utf-8").replace(str(tark), str(ark)), encoding="utf-8")
