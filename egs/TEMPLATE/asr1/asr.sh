@@ -40,6 +40,7 @@ decode_opts=""          # extra options for asr_gr.bin.decode, e.g. "--lm lm.arp
 score_opts=""           # extra options for asr_gr.bin.score, e.g. "--lowercase --remove-punct"
 compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "--num-samples 2000"
 nj=2                    # parallel jobs (torch threads in training and decoding)
+ngpu=""                 # training: 0 = CPU, 1 = GPU (default: the config's ngpu)
 num_mel_bins=80
 feats_type=fbank        # fbank: extract from wav.scp; extracted: reuse data/<set>/feats.scp (+cmvn) made by Kaldi/ESPnet
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1": train on speed-perturbed copies (sp<f>-<utt>), as ESPnet
@@ -68,7 +69,10 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "stage 2: features (--feats-type ${feats_type}) and the token list"
   case ${feats_type} in fbank|extracted) ;; *) log "ERROR: --feats-type must be fbank or extracted, got '${feats_type}'"; exit 1;; esac
   for s in ${feat_sets}; do
-    if [ -f dump/fbank/${s}/.done ]; then log "dump/fbank/${s} is done; skipping"; continue; fi
+    # Done, unless the data dir changed since (e.g. stage 1 was rerun with other options).
+    if [ -f dump/fbank/${s}/.done ] && [ -z "$(find data/${s} -maxdepth 1 -type f -newer dump/fbank/${s}/.done)" ]; then
+      log "dump/fbank/${s} is done; skipping"; continue
+    fi
     if [ "${feats_type}" = extracted ]; then  # validate and reuse data/<set>/feats.scp; global cmvn.ark
       python -m asr_gr.bin.import_feats --data-dir data/${s} --out-dir dump/fbank/${s}
     else
@@ -92,7 +96,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     python -m asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
       --train-dir dump/fbank/${train_set} --valid-dir dump/fbank/${valid_set} ${heldout_opt} \
       --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/${train_set}/cmvn.ark \
-      --set num_threads=${nj} ${train_opts}
+      --set num_threads=${nj} ${ngpu:+--ngpu ${ngpu}} ${train_opts}
   done
 fi
 
