@@ -75,3 +75,12 @@ def test_rerun_one_stage_resumes_and_reuses(recipe):
 def test_unknown_option_is_an_error(recipe):
     p = _run(recipe, "--stage", "5", "--auxx", "mtl", check=False)
     assert p.returncode != 0 and "unknown option '--auxx'" in p.stderr
+
+
+def test_sentencepiece_tokens_through_the_recipe(recipe):
+    _run(recipe, "--stage", "2", "--stop-stage", "5", "--aux", "none", "--token-type", "bpe", "--nbpe", "40",
+         "--tag", "tiny_bpe")
+    assert (recipe / "data" / "token_list" / "bpe40" / "bpe.model").exists()
+    cfg = (recipe / "exp" / "tiny_bpe" / "config.yaml").read_text()
+    assert "bpe40/bpe.model" in cfg
+    assert "%WER" in (recipe / "exp" / "tiny_bpe" / "decode_test" / "score" / "result.txt").read_text()

@@ -4,7 +4,7 @@
 #
 #   1  data prep      local/data_prep.sh                 -> data/<set>/ (Kaldi data dirs)
 #   2  features       asr_gr.bin.compute_fbank           -> dump/fbank/<set>/ feats.{ark,scp} cmvn.ark
-#                     asr_gr.bin.tokenizer               -> data/token_list/char/tokens.txt
+#                     asr_gr.bin.tokenizer               -> data/token_list/char/tokens.txt (or bpe<N>/bpe.model)
 #   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
 #   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
@@ -42,6 +42,8 @@ compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "
 nj=2                    # parallel jobs (torch threads in training and decoding)
 ngpu=""                 # training: 0 = CPU, 1 = GPU (default: the config's ngpu)
 num_mel_bins=80
+token_type=char         # char, bpe or unigram (sentencepiece)
+nbpe=300                # sentencepiece vocabulary size
 feats_type=fbank        # fbank: extract from wav.scp; extracted: reuse data/<set>/feats.scp (+cmvn) made by Kaldi/ESPnet
 speed_perturb_factors=""  # e.g. "0.9 1.0 1.1": train on speed-perturbed copies (sp<f>-<utt>), as ESPnet
 
@@ -50,6 +52,11 @@ speed_perturb_factors=""  # e.g. "0.9 1.0 1.1": train on speed-perturbed copies 
 [ -f path.sh ] && . ./path.sh
 
 conf_name=$(basename "${train_config}" .yaml)
+if [ "${token_type}" = char ]; then
+  token_list=data/token_list/char/tokens.txt
+else
+  token_list=data/token_list/${token_type}${nbpe}/${token_type}.model
+fi
 tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
   if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1${untranscribed_set:+_semi}"; fi
 }
@@ -84,7 +91,8 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     fi
     touch dump/fbank/${s}/.done
   done
-  python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out data/token_list/char/tokens.txt
+  python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out ${token_list} \
+    --token-type ${token_type} --vocab-size ${nbpe}
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -95,7 +103,7 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     [ -n "${untranscribed_set}" ] && heldout_opt="${heldout_opt} --untranscribed-dir dump/fbank/${untranscribed_set}"
     python -m asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
       --train-dir dump/fbank/${train_set} --valid-dir dump/fbank/${valid_set} ${heldout_opt} \
-      --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/${train_set}/cmvn.ark \
+      --token-list ${token_list} --cmvn dump/fbank/${train_set}/cmvn.ark \
       --set num_threads=${nj} ${ngpu:+--ngpu ${ngpu}} ${train_opts}
   done
 fi
