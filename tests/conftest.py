@@ -17,3 +17,20 @@ def shared_data():
 
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def copy_recipe(name: str, top) -> Path:
+    """A copy of egs/<name>/asr1 in a temp tree shaped like the repo (tools/, utils/ and egs/TEMPLATE
+    linked to the real ones, so ../../../tools and the recipe's symlinks resolve); returns its dir."""
+    import shutil
+
+    top = Path(top)
+    top.mkdir(parents=True, exist_ok=True)
+    (top / "tools").symlink_to(ROOT / "tools")
+    (top / "utils").symlink_to(ROOT / "utils")
+    (top / "egs").mkdir()
+    (top / "egs" / "TEMPLATE").symlink_to(ROOT / "egs" / "TEMPLATE")
+    d = top / "egs" / name / "asr1"
+    shutil.copytree(ROOT / "egs" / name / "asr1", d, symlinks=True,
+                    ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"))
+    return d

@@ -125,7 +125,7 @@ def test_nj2_equals_nj1_and_layer_dump(tiny_exp):
     r1 = decode_dir(exp, data, root / "d1", DecodeOptions(beam_size=3, dump_utts=utts[:2]), nj=1)
     r2 = decode_dir(exp, data, root / "d2", DecodeOptions(beam_size=3), nj=2)
     assert (root / "d1" / "hyp.txt").read_text() == (root / "d2" / "hyp.txt").read_text()
-    assert set(r1["hyps"]) == set(utts)
+    assert set(r1["hyps"]) == set(r2["hyps"]) == set(utts)
     assert "RTF" in (root / "d2" / "rtf.txt").read_text()
     lay0 = dict(kaldiio.load_scp(str(root / "d1" / "layers" / "layer0.scp")))
     assert set(lay0) == set(utts[:2])

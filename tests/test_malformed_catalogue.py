@@ -3,14 +3,13 @@ file (and line, where there is one) or the config key, and the reason, and leave
 
 import re
 import shutil
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from asr_gr.bin import compute_fbank, decode, grid, tokenizer, train, validate_data_dir
+from asr_gr.bin import compute_fbank, decode, grid, train, validate_data_dir
 from tiny_data import TINY_CONFIG, make_dump, make_setup
 
 SR = 16000

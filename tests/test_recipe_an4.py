@@ -2,12 +2,12 @@
 egs/an4/asr1/run.sh stages 1-5 with one tiny epoch on ../shared/data/an4_micro."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_recipe
 import soundfile as sf
 
 from asr_gr.bin import prepare_an4 as prepare_an4_cli
@@ -15,8 +15,6 @@ from asr_gr.corpora.an4 import kaldi_utt_id, prepare_an4, speaker_of
 from asr_gr.data.kaldi_dir import read_table, validate_data_dir
 from asr_gr.utils import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "egs" / "an4" / "asr1"
 SETS = ("train", "train_heldout", "dev", "test")
 
 TINY_CONF = """
@@ -129,15 +127,7 @@ def test_not_an_an4_copy(tmp_path):
 
 @pytest.fixture
 def recipe(tmp_path):
-    """A copy of the recipe in a temp tree shaped like the repo (so ../../../tools resolves)."""
-    top = tmp_path / "repo"
-    top.mkdir()
-    (top / "tools").symlink_to(ROOT / "tools")
-    (top / "utils").symlink_to(ROOT / "utils")
-    d = top / "egs" / "an4" / "asr1"
-    (top / "egs" / "TEMPLATE" / "asr1").mkdir(parents=True)
-    (top / "egs" / "TEMPLATE" / "asr1" / "asr.sh").symlink_to(ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
-    shutil.copytree(RECIPE, d, symlinks=True, ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"))
+    d = copy_recipe("an4", tmp_path / "repo")
     (d / "conf" / "tiny.yaml").write_text(TINY_CONF)
     return d
 

@@ -3,12 +3,12 @@ run.sh stage 1) on a miniature LibriSpeech tree of short FLAC files, its errors,
 parsing. Nothing is downloaded."""
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import copy_recipe
 import soundfile as sf
 
 from asr_gr.bin import prepare_librispeech as cli
@@ -16,8 +16,6 @@ from asr_gr.corpora.librispeech import data_name, prepare_librispeech, read_spea
 from asr_gr.data.kaldi_dir import read_table, speaker_labels, validate_data_dir
 from asr_gr.utils import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "egs" / "librispeech" / "asr1"
 
 SPEAKERS_TXT = """\
 ; Some readers of LibriSpeech
@@ -169,15 +167,7 @@ def _write(p: Path, text: str) -> Path:
 
 @pytest.fixture
 def recipe(tmp_path):
-    """A copy of the recipe in a temp tree shaped like the repo (so ../../../tools resolves)."""
-    top = tmp_path / "repo"
-    top.mkdir()
-    (top / "tools").symlink_to(ROOT / "tools")
-    (top / "utils").symlink_to(ROOT / "utils")
-    d = top / "egs" / "librispeech" / "asr1"
-    (top / "egs" / "TEMPLATE" / "asr1").mkdir(parents=True)
-    (top / "egs" / "TEMPLATE" / "asr1" / "asr.sh").symlink_to(ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
-    shutil.copytree(RECIPE, d, symlinks=True, ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"))
+    d = copy_recipe("librispeech", tmp_path / "repo")
     return d
 
 

@@ -2,16 +2,13 @@
 
 import json
 import os
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from conftest import copy_recipe
 
 from asr_gr.data.kaldi_dir import read_table
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPE = ROOT / "egs" / "mini_synth" / "asr1"
 
 TINY_CONF = """
 encoder: conv_glu
@@ -25,14 +22,7 @@ warmup_steps: 2
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
-    """A copy of the recipe in a temp tree shaped like the repo (so ../../../tools resolves)."""
-    top = tmp_path_factory.mktemp("repo")
-    (top / "tools").symlink_to(ROOT / "tools")
-    (top / "utils").symlink_to(ROOT / "utils")
-    d = top / "egs" / "mini_synth" / "asr1"
-    (top / "egs" / "TEMPLATE" / "asr1").mkdir(parents=True)
-    (top / "egs" / "TEMPLATE" / "asr1" / "asr.sh").symlink_to(ROOT / "egs" / "TEMPLATE" / "asr1" / "asr.sh")
-    shutil.copytree(RECIPE, d, symlinks=True, ignore=shutil.ignore_patterns("data", "dump", "exp", "downloads"))
+    d = copy_recipe("mini_synth", tmp_path_factory.mktemp("repo"))
     (d / "conf" / "tiny.yaml").write_text(TINY_CONF)
     return d
 
