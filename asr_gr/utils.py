@@ -33,6 +33,18 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. too many non-finite steps); the message says why."""
 
 
+def text_lines(path):
+    """Yield ``(line number, line)`` for the non-blank lines of a UTF-8 text file (CR/LF endings
+    stripped); bytes that are not UTF-8 raise DataError naming the line."""
+    for lineno, raw in enumerate(Path(path).read_bytes().split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            raise DataError(path, lineno, f"not valid UTF-8 (byte {e.start})") from None
+        if line.strip():
+            yield lineno, line
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds.

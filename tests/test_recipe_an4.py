@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_recipe
+from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
 import soundfile as sf
 
 from asr_gr.bin import prepare_an4 as prepare_an4_cli
@@ -16,15 +16,6 @@ from asr_gr.data.kaldi_dir import read_table, validate_data_dir
 from asr_gr.utils import DataError
 
 SETS = ("train", "train_heldout", "dev", "test")
-
-TINY_CONF = """
-encoder: conv_glu
-encoder_conf: {channels: [32, 32, 32], kernels: [5, 3, 3], stride: 3, dropout: 0.1}
-aux_conf: {spk_layer: 2, spk_weight: 0.5, spk_lambda: 0.5, lambda_schedule: constant, hidden: 32}
-max_epochs: 1
-batch_frames: 4000
-warmup_steps: 2
-"""
 
 
 def _fake_an4(root: Path, train_lines, test_lines, *, ext=".wav", fmt="WAV"):

@@ -5,19 +5,9 @@ import os
 import subprocess
 
 import pytest
-from conftest import copy_recipe
+from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
 
 from asr_gr.data.kaldi_dir import read_table
-
-
-TINY_CONF = """
-encoder: conv_glu
-encoder_conf: {channels: [32, 32, 32], kernels: [5, 3, 3], stride: 3, dropout: 0.1}
-aux_conf: {spk_layer: 2, spk_weight: 0.5, spk_lambda: 0.5, lambda_schedule: constant, hidden: 32}
-max_epochs: 1
-batch_frames: 4000
-warmup_steps: 2
-"""
 
 
 @pytest.fixture(scope="module")

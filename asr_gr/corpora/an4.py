@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_gr.data.kaldi_dir import write_data_dir
-from asr_gr.utils import DataError
+from asr_gr.utils import DataError, text_lines
 
 URL = "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
 
@@ -91,13 +91,7 @@ def read_transcription(trans: Path, wav_dir: Path) -> list[Utterance]:
         raise DataError(trans, None, "transcription file does not exist")
     utts: list[Utterance] = []
     seen: dict[str, int] = {}
-    for lineno, raw in enumerate(trans.read_bytes().split(b"\n"), 1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as e:
-            raise DataError(trans, lineno, f"not valid UTF-8 (byte {e.start})") from None
-        if not line.strip():
-            continue
+    for lineno, line in text_lines(trans):
         m = _LINE_RE.match(line)
         if not m:
             raise DataError(trans, lineno, f"expected '<s> WORDS </s> (utt-id)', got '{line.strip()}'")

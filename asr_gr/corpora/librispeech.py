@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr_gr.data.kaldi_dir import write_data_dir
-from asr_gr.utils import DataError
+from asr_gr.utils import DataError, text_lines
 
 URL_BASE = "https://www.openslr.org/resources/12"
 # part -> (hours of speech, size of the .tar.gz in GB), from openslr.org/12 and the corpus paper.
@@ -152,13 +152,7 @@ def read_part(part_dir) -> list[Utterance]:
 
 def _read_trans(trans: Path, reader: str, chapter: str, seen: dict) -> list[Utterance]:
     out = []
-    for lineno, raw in enumerate(trans.read_bytes().split(b"\n"), 1):
-        try:
-            line = raw.decode("utf-8").rstrip("\r")
-        except UnicodeDecodeError as e:
-            raise DataError(trans, lineno, f"not valid UTF-8 (byte {e.start})") from None
-        if not line.strip():
-            continue
+    for lineno, line in text_lines(trans):
         parts = line.split(maxsplit=1)
         utt = parts[0]
         words = " ".join(parts[1].split()) if len(parts) > 1 else ""
