@@ -32,13 +32,8 @@ else
   mkdir -p "${download_dir}"
   tarball=${download_dir}/$(basename "${url}")
   log "downloading ${url} to ${tarball} (resumable: rerun to continue)"
-  if command -v wget >/dev/null; then
-    wget -c -O "${tarball}" "${url}"
-  elif command -v curl >/dev/null; then
-    curl -fL -C - -o "${tarball}" "${url}"
-  else
-    log "ERROR: neither wget nor curl is installed; download ${url} yourself and pass --an4-root"; exit 1
-  fi
+  utils/download.sh "${url}" "${tarball}" || {
+    log "ERROR: downloading ${url} failed; rerun to resume, or download it yourself and pass --an4-root"; exit 1; }
   # Extract beside, then rename: downloads/an4 exists only once it is complete.
   tmp=${download_dir}/.an4_extract
   rm -rf "${tmp}" && mkdir -p "${tmp}"

@@ -71,13 +71,8 @@ elif [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
     tarball=${download_dir}/${p}.tar.gz
     if [ ! -f "${tarball}.md5ok" ]; then
       log "downloading ${url_base}/${p}.tar.gz to ${tarball} (resumable: rerun to continue)"
-      if command -v wget >/dev/null; then
-        wget -c -O "${tarball}" "${url_base}/${p}.tar.gz"
-      elif command -v curl >/dev/null; then
-        curl -fL -C - -o "${tarball}" "${url_base}/${p}.tar.gz"
-      else
-        log "ERROR: neither wget nor curl is installed; download ${url_base}/${p}.tar.gz yourself, extract it and pass --librispeech-root"; exit 1
-      fi
+      utils/download.sh "${url_base}/${p}.tar.gz" "${tarball}" || {
+        log "ERROR: downloading ${url_base}/${p}.tar.gz failed; rerun to resume, or download and extract it yourself and pass --librispeech-root"; exit 1; }
       log "checking the md5 of ${tarball}"
       got=$(md5_of "${tarball}")
       if [ "${got}" != "${md5[$p]}" ]; then
