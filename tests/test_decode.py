@@ -123,9 +123,14 @@ def test_nj2_equals_nj1_and_layer_dump(tiny_exp):
     exp, data, root = tiny_exp
     utts = list(read_table(data / "feats.scp"))
     r1 = decode_dir(exp, data, root / "d1", DecodeOptions(beam_size=3, dump_utts=utts[:2]), nj=1)
-    r2 = decode_dir(exp, data, root / "d2", DecodeOptions(beam_size=3), nj=2)
+    ends = [utts[0], utts[-1]]  # one in each part of the split
+    r2 = decode_dir(exp, data, root / "d2", DecodeOptions(beam_size=3, dump_utts=ends), nj=2)
     assert (root / "d1" / "hyp.txt").read_text() == (root / "d2" / "hyp.txt").read_text()
     assert set(r1["hyps"]) == set(r2["hyps"]) == set(utts)
+    # the jobs are the parts of utils/split_data.sh --per-utt, complete data dirs of their own
+    parts = [list(read_table(data / "split2utt" / str(j) / "feats.scp")) for j in (1, 2)]
+    assert parts[0] + parts[1] == sorted(utts) and abs(len(parts[0]) - len(parts[1])) <= 1
+    assert set(dict(kaldiio.load_scp(str(root / "d2" / "layers" / "layer1.scp")))) == set(ends)
     assert "RTF" in (root / "d2" / "rtf.txt").read_text()
     lay0 = dict(kaldiio.load_scp(str(root / "d1" / "layers" / "layer0.scp")))
     assert set(lay0) == set(utts[:2])

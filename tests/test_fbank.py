@@ -129,6 +129,10 @@ def test_parallel_jobs_match_one_job_and_rerun_redoes_only_the_failed_job(tmp_pa
     assert "wav.scp:6: cannot read audio file" in capsys.readouterr().err
     assert not (out / "feats.scp").exists()
     assert (out / "split" / "feats.1.scp").exists() and not (out / "split" / "feats.2.scp").exists()
+    # the jobs are the parts of utils/split_data.sh --per-utt: 3 + 3 utterances in C order
+    parts = [list(read_table(d / "split2utt" / str(j) / "wav.scp")) for j in (1, 2)]
+    assert parts == [sorted(one)[:3], sorted(one)[3:]]
+    assert list(read_table(out / "split" / "feats.1.scp")) == parts[0]
     ark1 = out / "split" / "feats.1.ark"
     stamp = ark1.stat().st_mtime_ns
 

@@ -4,8 +4,8 @@ utt2num_frames + the data dir's tables), and optionally global CMVN stats.
     python -m asr_gr.bin.compute_fbank --data-dir data/train --out-dir dump/fbank/train --nj 4 --cmvn
     python -m asr_gr.bin.compute_fbank ... --speed-perturb "0.9 1.0 1.1"   # ESPnet-style augmentation
 
-``--nj N`` runs N worker processes over contiguous chunks of the utterances; a rerun after a kill
-redoes only the unfinished jobs. Audio at another sample rate than ``--sample-rate`` is an error
+``--nj N`` splits the data dir as ``utils/split_data.sh --per-utt DIR N`` does (into DIR/splitNutt/)
+and runs N worker processes, one per part; a rerun after a kill redoes only the unfinished jobs. Audio at another sample rate than ``--sample-rate`` is an error
 unless ``--resample true``.
 """
 
@@ -51,7 +51,8 @@ def main(argv=None):
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--num-mel-bins", type=int, default=80)
     ap.add_argument("--sample-rate", type=int, default=16000)
-    ap.add_argument("--nj", type=int, default=1, help="parallel worker processes (one thread each)")
+    ap.add_argument("--nj", type=int, default=1,
+                    help="parallel worker processes (one thread each), one per utils/split_data.sh --per-utt part")
     ap.add_argument("--resample", type=str2bool, default=False,
                     help="true: resample audio at another rate to --sample-rate (default: it is an error)")
     ap.add_argument("--speed-perturb", default="",

@@ -45,7 +45,8 @@ def main(argv=None):
     ap.add_argument("--lm", default=None, help="word n-gram LM (ARPA file) for the beam search")
     ap.add_argument("--lm-weight", type=float, default=0.5)
     ap.add_argument("--word-bonus", type=float, default=0.0)
-    ap.add_argument("--nj", type=int, default=1, help="parallel worker processes (contiguous chunks)")
+    ap.add_argument("--nj", type=int, default=1,
+                    help="parallel worker processes, one per utils/split_data.sh --per-utt part")
     ap.add_argument("--dump-layers", default=None, metavar="UTT_LIST_FILE",
                     help="also write every encoder layer's output of these utterances to OUT/layers/")
     args = ap.parse_args(argv)

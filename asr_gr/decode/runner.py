@@ -4,7 +4,6 @@ optional dump of the encoder's per-layer outputs (layer 0 = input features) for 
 
 from __future__ import annotations
 
-import math
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
@@ -88,21 +87,20 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, pro
 
 
 def _worker(args):
-    exp_dir, data_dir, utts, opts = args
+    exp_dir, job_dir, opts = args
     torch.set_num_threads(1)
     opts.num_threads = 1
-    return decode_utts(exp_dir, data_dir, utts, opts, progress=False)
-
-
-def split_contiguous(items: list, nj: int) -> list[list]:
-    n = len(items)
-    size = math.ceil(n / nj) if n else 0
-    return [items[i * size: (i + 1) * size] for i in range(nj) if items[i * size: (i + 1) * size]]
+    return decode_utts(exp_dir, job_dir, None, opts, progress=False)
 
 
 def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> dict:
-    """Decode every utterance of ``data_dir`` into ``out_dir``/hyp.txt (+ rtf.txt, layers/)."""
+    """Decode every utterance of ``data_dir`` into ``out_dir``/hyp.txt (+ rtf.txt, layers/).
+
+    ``nj`` > 1 splits ``data_dir`` as ``utils/split_data.sh --per-utt`` does (``split<nj>utt/<j>/``, each
+    part a complete data dir) and decodes each part in its own process with one torch thread.
+    """
     from asr_gr.data.kaldi_dir import read_table
+    from asr_gr.data.ops import split_data
 
     scp = Path(data_dir) / "feats.scp"
     if not scp.exists():
@@ -111,16 +109,17 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> 
     missing = [u for u in opts.dump_utts if u not in set(all_utts)]
     if missing:
         raise DataError(scp, None, f"utterance '{missing[0]}' of the --dump-layers list is not in the set")
+    nj = max(1, min(nj, len(all_utts)))
     t0 = time.time()
-    if nj <= 1:
+    if nj == 1:
         hyps, layers, _ = decode_utts(exp_dir, data_dir, None, opts)
     else:
-        chunks = split_contiguous(all_utts, nj)
+        job_dirs = split_data(data_dir, nj, by="utterance")
         ctx = mp.get_context("spawn")
         hyps, layers = {}, {}
-        with ctx.Pool(len(chunks)) as pool:
-            for h, lay, _ in tqdm(pool.imap(_worker, [(str(exp_dir), str(data_dir), c, opts) for c in chunks]),
-                                  total=len(chunks), desc=f"decode {Path(data_dir).name} (nj={nj})"):
+        with ctx.Pool(nj) as pool:
+            for h, lay, _ in tqdm(pool.imap(_worker, [(str(exp_dir), str(j), opts) for j in job_dirs]),
+                                  total=nj, desc=f"decode {Path(data_dir).name} (nj={nj})"):
                 hyps.update(h)
                 layers.update(lay)
     elapsed = time.time() - t0

@@ -8,10 +8,11 @@ Speed comes from batching: the utterances of a block are laid out in one buffer 
 multiple of the frame shift), framed with one strided view, and window, pre-emphasis, DC removal,
 FFT and the mel matmul run once on the whole block (:func:`FbankConfig.compute_batch`).
 
-Stage 2 (:func:`compute_fbank_dir`) splits a data dir into ``nj`` contiguous chunks; one worker
-process per chunk writes ``split/feats.<j>.ark`` and then ``split/feats.<j>.scp`` (the scp is the
-job's "done" marker); the scps are then merged into ``feats.scp``. A rerun redoes only the jobs
-whose scp is missing.
+Stage 2 (:func:`compute_fbank_dir`) splits a data dir into ``nj`` parts with Kaldi's
+``utils/split_data.sh --per-utt`` (:func:`asr_gr.data.ops.split_data`: ``<data>/split<nj>utt/<j>/``);
+one worker process per part writes ``split/feats.<j>.ark`` and then ``split/feats.<j>.scp`` (the scp
+is the job's "done" marker); the scps are then merged into ``feats.scp``. A rerun redoes only the
+jobs whose scp is missing.
 """
 
 from __future__ import annotations
@@ -203,11 +204,16 @@ def _utt_file(data_dir: Path) -> Path:
     return seg if seg.exists() else data_dir / "wav.scp"
 
 
-def _chunks(utts: list[str], nj: int) -> list[list[str]]:
-    """``nj`` contiguous chunks of (nearly) equal size, as Kaldi's split_data.sh makes them."""
+def _job_utts(data_dir: Path, utts: list[str], nj: int) -> list[list[str]]:
+    """The utterances of each job. One job: all of them. More: the parts of Kaldi's
+    ``utils/split_data.sh --per-utt DIR NJ`` (``DIR/split<nj>utt/<j>/``, contiguous runs of the sorted
+    utterances whose sizes differ by at most one), reused while newer than the data dir."""
     nj = max(1, min(nj, len(utts)))
-    bounds = [len(utts) * j // nj for j in range(nj + 1)]
-    return [utts[bounds[j]: bounds[j + 1]] for j in range(nj)]
+    if nj == 1:
+        return [utts]
+    from asr_gr.data.ops import split_data
+
+    return [list(read_table(job / "utt2spk")) for job in split_data(data_dir, nj, by="utterance")]
 
 
 def _audio_kwargs(resample: bool) -> dict:
@@ -221,7 +227,7 @@ def _audio_kwargs(resample: bool) -> dict:
 
 
 def _run_job(args) -> dict:
-    """One job: features of ``utts`` into split/feats.<j>.ark, then split/utt2num_frames.<j>, then
+    """One job: features of ``utts`` (read from the whole data dir, so that errors name its lines) into split/feats.<j>.ark, then split/utt2num_frames.<j>, then
     split/feats.<j>.scp (renamed last: it marks the job done). Returns {'frames': ...} or
     {'error': (path, line, reason)} (DataError does not pickle across processes)."""
     j, data_dir, utts, split_dir, cfg_dict, resample = args
@@ -306,7 +312,8 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
     """Extract features for every utterance of ``data_dir`` into ``out_dir``.
 
     Writes ``split/feats.<j>.{ark,scp}`` (one per job), then ``feats.scp`` (absolute ark paths) and
-    ``utt2num_frames``. ``nj`` > 1 runs that many worker processes, one torch thread each. A rerun
+    ``utt2num_frames``. ``nj`` > 1 splits ``data_dir`` with ``utils/split_data.sh --per-utt`` and runs
+    that many worker processes, one torch thread each. A rerun
     redoes only the jobs whose scp is missing; while any job runs there is no ``feats.scp``.
     Audio at another rate than ``config.sample_frequency`` is an error unless ``resample``.
     Returns the number of utterances.
@@ -318,29 +325,29 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
     if not utts:
         raise DataError(utt_file, None, "no utterances")
     _audio_kwargs(resample)  # fail early when resampling is asked for and unsupported
-    chunks = _chunks(utts, nj)
+    parts = _job_utts(data_dir, utts, nj)
     split_dir = out_dir / "split"
     split_dir.mkdir(parents=True, exist_ok=True)
 
     # Jobs made under another wav.scp, config or nj are not reused.
     stamp = split_dir / "fingerprint"
-    fp = _fingerprint(data_dir, config, len(chunks), resample)
+    fp = _fingerprint(data_dir, config, len(parts), resample)
     if not stamp.exists() or stamp.read_text().strip() != fp:
         _remove_outputs(out_dir)
         for p in [*split_dir.glob("feats.*.scp"), *split_dir.glob("utt2num_frames.*")]:
             p.unlink()
         for p in split_dir.glob("feats.*.ark"):  # arks of jobs that no longer exist
-            if not p.name[len("feats."):-len(".ark")].isdigit() or int(p.name[6:-4]) > len(chunks):
+            if not p.name[len("feats."):-len(".ark")].isdigit() or int(p.name[6:-4]) > len(parts):
                 p.unlink()
         with atomic_path(stamp) as tmp:
             tmp.write_text(fp + "\n")
 
-    todo = [j for j in range(1, len(chunks) + 1) if not _job_is_done(split_dir, j, chunks[j - 1])]
+    todo = [j for j in range(1, len(parts) + 1) if not _job_is_done(split_dir, j, parts[j - 1])]
     if todo:
         _remove_outputs(out_dir)  # jobs rewrite arks that an old feats.scp may point into
         t0 = time.perf_counter()
         cfg_dict = asdict(config)
-        jobs = [(j, str(data_dir), chunks[j - 1], str(split_dir), cfg_dict, resample) for j in todo]
+        jobs = [(j, str(data_dir), parts[j - 1], str(split_dir), cfg_dict, resample) for j in todo]
         if len(jobs) == 1:
             results = [_run_job(jobs[0])]
         else:
@@ -356,15 +363,15 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
         frames = sum(sum(r["frames"].values()) for r in results)
         secs = time.perf_counter() - t0
         log.info("fbank %s: %d of %d jobs, %.0f s of audio in %.1f s (%.0fx real time)", data_dir, len(todo),
-                 len(chunks), frames * config.frame_shift / 1000, secs,
+                 len(parts), frames * config.frame_shift / 1000, secs,
                  frames * config.frame_shift / 1000 / max(secs, 1e-9))
     else:
-        log.info("fbank %s: all %d jobs were done already", data_dir, len(chunks))
+        log.info("fbank %s: all %d jobs were done already", data_dir, len(parts))
 
-    entries, num_frames = [], {}
-    for j in range(1, len(chunks) + 1):
-        entries.extend(read_table(split_dir / f"feats.{j}.scp").items())
+    entries, num_frames = {}, {}
+    for j in range(1, len(parts) + 1):
+        entries.update(read_table(split_dir / f"feats.{j}.scp"))
         num_frames.update(read_table(split_dir / f"utt2num_frames.{j}"))
     write_table(out_dir / "utt2num_frames", num_frames)
-    write_scp(out_dir / "feats.scp", entries)  # last: its presence means every ark is complete
+    write_scp(out_dir / "feats.scp", [(u, entries[u]) for u in utts])  # data dir order (C-sorted)  # last: its presence means every ark is complete
     return len(utts)
