@@ -195,6 +195,13 @@ def test_bad_token_list(tmp_path, capsys, trained):
     _fails(capsys, train.main, args, r"tokens\.txt:3: bad token 'A B'")
 
 
+def test_token_list_is_a_directory(tmp_path, capsys, trained):
+    root, paths, args = trained
+    args = [a if a != str(paths["token_list"]) else str(tmp_path) for a in args]
+    args = [a if a != str(root / "exp") else str(tmp_path / "exp") for a in args]
+    _fails(capsys, train.main, args, r": is a directory; give the token list file")
+
+
 def test_bad_grid_file(tmp_path, capsys):
     (tmp_path / "g.yaml").write_text("systems:\n  - {aux: mtl, spk_layr: 2}\n")
     _fails(capsys, grid.main, ["--grid", str(tmp_path / "g.yaml"), "--dry-run", "--", "./asr.sh"],

@@ -34,6 +34,10 @@ class CharTokenizer:
             tokens = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines()]
         except FileNotFoundError:
             raise DataError(path, None, "token list does not exist (run stage 2)") from None
+        except IsADirectoryError:
+            raise DataError(path, None, "is a directory; give the token list file (e.g. char/tokens.txt)") from None
+        except UnicodeDecodeError as e:
+            raise DataError(path, None, f"not valid UTF-8 (byte {e.start}); is this a token list?") from None
         for i, t in enumerate(tokens, 1):
             if not t or " " in t:
                 raise DataError(path, i, f"bad token {t!r}: tokens are non-empty and have no spaces")
