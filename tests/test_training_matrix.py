@@ -51,6 +51,40 @@ def test_untranscribed_batches_add_only_the_speaker_loss(tmp_path, monkeypatch):
     assert line["train_loss_ctc"] > 0  # averaged over transcribed batches only
 
 
+def test_untranscribed_speakers_classes_are_masked_when_scoring_training_speakers(tmp_path):
+    from asr_gr.train.restore import load_trained, untranscribed_classes
+    from asr_gr.train.trainer import speaker_accuracy
+
+    paths = make_setup(tmp_path / "data")
+    untr = make_dump(tmp_path / "data", "untr", n_spk=2, utts_per_spk=6, seed=5, prefix="new")
+    (untr / "text").unlink()
+    exp = tmp_path / "exp"
+    t = Trainer(_cfg(max_epochs=1), exp, untranscribed_dir=untr, progress=False, **paths)
+    t.write_setup({"token_list": str(paths["token_list"]), "cmvn": str(paths["cmvn_path"])})
+    t.run()
+    assert (exp / "spk_list_untranscribed.txt").read_text() == "new0\nnew1\n"
+    line = json.loads((exp / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "heldout_acc_spk" in line and "heldout_acc_spk_all_classes" in line
+
+    # stage 4 scores the head on training speakers the same way: 3 classes, chance 33 %
+    from asr_gr.bin import decode
+    decode.main(["--exp-dir", str(exp), "--data-dir", str(paths["train_dir"]), "--out-dir", str(tmp_path / "dec"),
+                 "--checkpoint", "checkpoint.pt"])
+    info = json.loads((tmp_path / "dec" / "spk_acc.json").read_text())
+    assert info["num_classes"] == 3 and info["chance"] == 33.33 and info["masked_untranscribed_classes"] == 2
+    assert {"acc_spk", "acc_spk_all_classes"} <= set(info)
+
+    model, _, _, spk2id = load_trained(exp, "checkpoint.pt")
+    extra = untranscribed_classes(exp, spk2id)
+    assert extra == [spk2id["new0"], spk2id["new1"]]
+    masked = speaker_accuracy(model, t.heldout_set, 600, exclude=extra)
+    with torch.no_grad():  # a head that always answers "new0" ...
+        model.aux_head.classifier.mlp[-1].bias[spk2id["new0"]] += 1e4
+    assert speaker_accuracy(model, t.heldout_set, 600) == 0.0
+    # ... scores as before once the untranscribed classes are masked
+    assert speaker_accuracy(model, t.heldout_set, 600, exclude=extra) == masked
+
+
 def test_untranscribed_set_needs_a_speaker_head(tmp_path):
     paths = make_setup(tmp_path / "data")
     with pytest.raises(ConfigError, match="needs --aux mtl or adversarial"):

@@ -7,7 +7,9 @@
 Writes OUT/hyp.txt (Kaldi text format) and OUT/rtf.txt (real-time factor); with --dump-layers the
 encoder's per-layer outputs (layer 0 = input features) of the listed utterances as
 OUT/layers/layer<k>.ark/.scp; when the model has a speaker head and every speaker of the set was seen
-in training, also OUT/spk_acc.json (accuracy of the head).
+in training, also OUT/spk_acc.json (accuracy of the head; for a semi-supervised system over the
+training speakers' classes, those only the untranscribed set had masked, with the unmasked figure
+beside it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import torch
 
 from asr_gr.bin.common import main_guard
 from asr_gr.decode.runner import DecodeOptions, _build_dataset, decode_dir
-from asr_gr.train.restore import load_trained  # noqa: F401  (re-exported for callers of the old name)
+from asr_gr.train.restore import load_trained, untranscribed_classes
 from asr_gr.train.trainer import speaker_accuracy
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
@@ -66,9 +68,17 @@ def main(argv=None):
     if model.aux_head is not None:
         ds = _build_dataset(cfg, args.data_dir, spk2id)
         if all(ds.spk_label[u] in spk2id for u in ds.utts):
-            acc = speaker_accuracy(model, ds, args.batch_frames)
-            atomic_write_text(out / "spk_acc.json", json.dumps({"acc_spk": round(acc, 2), "num_utts": len(ds),
-                                                                "chance": round(100.0 / len(spk2id), 2)}) + "\n")
+            # classes only an untranscribed set had are masked (see Trainer.extra_classes)
+            extra = untranscribed_classes(args.exp_dir, spk2id)
+            if set(extra) & {spk2id[ds.spk_label[u]] for u in ds.utts}:
+                extra = []  # the set has untranscribed speakers: score over every class
+            acc = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
+            info = {"acc_spk": round(acc, 2), "num_utts": len(ds),
+                    "chance": round(100.0 / (len(spk2id) - len(extra)), 2), "num_classes": len(spk2id) - len(extra)}
+            if extra:
+                info["acc_spk_all_classes"] = round(speaker_accuracy(model, ds, args.batch_frames), 2)
+                info["masked_untranscribed_classes"] = len(extra)
+            atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
             msg += f"; speaker accuracy of the aux head {acc:.1f}%"
     print(msg)
 

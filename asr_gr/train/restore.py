@@ -11,6 +11,9 @@ from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.utils import DataError
 
+# Speakers (one per line) whose classes only the untranscribed set of a semi-supervised system has.
+UNTRANSCRIBED_SPK_LIST = "spk_list_untranscribed.txt"
+
 
 def load_trained(exp_dir, checkpoint: str = "best.pt", device: str = "cpu"):
     """Return (model in eval mode, resolved config, tokenizer, speaker -> class index).
@@ -36,3 +39,15 @@ def load_trained(exp_dir, checkpoint: str = "best.pt", device: str = "cpu"):
     model.load_state_dict(state)
     model.to(device).eval()
     return model, cfg, tok, {s: i for i, s in enumerate(spk_list)}
+
+
+def untranscribed_classes(exp_dir, spk2id: dict) -> list[int]:
+    """Class indices of the speakers that only the untranscribed set had (none without such a set)."""
+    path = Path(exp_dir) / UNTRANSCRIBED_SPK_LIST
+    if not path.exists():
+        return []
+    names = path.read_text(encoding="utf-8").split()
+    unknown = [n for n in names if n not in spk2id]
+    if unknown:
+        raise DataError(path, names.index(unknown[0]) + 1, f"speaker '{unknown[0]}' is not in spk_list.txt")
+    return sorted(spk2id[n] for n in names)

@@ -24,6 +24,7 @@ from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.train.average import average_state_dicts, best_epochs
 from asr_gr.train.curves import plot_curves, read_metrics
 from asr_gr.train.distributed import DistInfo
+from asr_gr.train.restore import UNTRANSCRIBED_SPK_LIST
 from asr_gr.utils import ConfigError, TrainingError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,11 @@ class Trainer:
             speakers |= set(untranscribed.spk_label.values())
         # The classifier's classes: training speakers, plus those of the untranscribed set.
         self.spk2id = {s: i for i, s in enumerate(sorted(speakers))}
+        # Classes that only the untranscribed set has. Held-out utterances of training speakers are
+        # scored with these masked: the untranscribed speakers' classes are frequent in training (a
+        # small set is cycled), so an unmasked argmax measures that prior more than the speakers, and the
+        # masked accuracy compares with systems trained without the set (same classes, same chance).
+        self.extra_classes = sorted(self.spk2id[s] for s in speakers - set(self.train_set.spk_label.values()))
         self.train_set.spk2id = self.spk2id
         self.valid_set = FeatureDataset(valid_dir, encode=self.tokenizer.encode, **common)
         self.heldout_set = None
@@ -158,6 +164,12 @@ class Trainer:
                         num_speakers=len(self.spk2id), **extra)
         atomic_write_text(self.exp / "config.yaml", dump(resolved))
         atomic_write_text(self.exp / "spk_list.txt", "".join(s + "\n" for s in self.spk2id))
+        extra = self.exp / UNTRANSCRIBED_SPK_LIST
+        if self.extra_classes:
+            names = list(self.spk2id)
+            atomic_write_text(extra, "".join(names[i] + "\n" for i in self.extra_classes))
+        else:
+            extra.unlink(missing_ok=True)
         n_params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %s encoder, aux=%s, %.2fM parameters, %d speakers, %d tokens",
                  self.config["encoder"], self.config["aux"], n_params / 1e6, len(self.spk2id),
@@ -291,7 +303,11 @@ class Trainer:
         errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps))
         out["valid_cer"] = 100.0 * errors / max(1, sum(len(r) for r in refs))
         if self.heldout_set is not None:
-            out["heldout_acc_spk"] = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"])
+            out["heldout_acc_spk"] = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
+                                                      exclude=self.extra_classes)
+            if self.extra_classes:
+                out["heldout_acc_spk_all_classes"] = speaker_accuracy(self.model, self.heldout_set,
+                                                                      self.config["batch_frames"])
         return out
 
     def run(self) -> dict:
@@ -341,8 +357,9 @@ class Trainer:
 
 
 @torch.no_grad()
-def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int) -> float:
-    """Accuracy of the model's aux speaker head on ``dataset`` (whose speakers it was trained on)."""
+def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int, exclude=()) -> float:
+    """Accuracy (%) of the model's aux speaker head on ``dataset`` (whose speakers it was trained on);
+    the classes in ``exclude`` are never predicted (see ``Trainer.extra_classes``)."""
     model.eval()
     head = model.aux_head
     device = next(model.parameters()).device
@@ -352,6 +369,8 @@ def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int) -> float
     for batch in loader:
         _, lens, layers = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device))
         logits = head.classifier(layers[head.layer_index], lens)
+        if len(exclude):
+            logits[:, list(exclude)] = float("-inf")
         correct += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         total += len(batch["utts"])
     return 100.0 * correct / max(1, total)
