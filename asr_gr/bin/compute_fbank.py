@@ -5,8 +5,8 @@ utt2num_frames + the data dir's tables), and optionally global CMVN stats.
     python -m asr_gr.bin.compute_fbank ... --speed-perturb "0.9 1.0 1.1"   # ESPnet-style augmentation
 
 ``--nj N`` splits the data dir as ``utils/split_data.sh --per-utt DIR N`` does (into DIR/splitNutt/)
-and runs N worker processes, one per part; a rerun after a kill redoes only the unfinished jobs. Audio at another sample rate than ``--sample-rate`` is an error
-unless ``--resample true``.
+and runs N worker processes, one per part; a rerun after a kill redoes only the unfinished jobs.
+Audio at another sample rate than ``--sample-rate`` is an error unless ``--resample true``.
 """
 
 from __future__ import annotations

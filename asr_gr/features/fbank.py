@@ -227,8 +227,9 @@ def _audio_kwargs(resample: bool) -> dict:
 
 
 def _run_job(args) -> dict:
-    """One job: features of ``utts`` (read from the whole data dir, so that errors name its lines) into split/feats.<j>.ark, then split/utt2num_frames.<j>, then
-    split/feats.<j>.scp (renamed last: it marks the job done). Returns {'frames': ...} or
+    """One job: features of ``utts`` (read from the whole data dir, so that errors name its lines) into
+    split/feats.<j>.ark, then split/utt2num_frames.<j>, then split/feats.<j>.scp (renamed last: it
+    marks the job done). Returns {'frames': ...} or
     {'error': (path, line, reason)} (DataError does not pickle across processes)."""
     j, data_dir, utts, split_dir, cfg_dict, resample = args
     before = torch.get_num_threads()
@@ -313,8 +314,8 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
 
     Writes ``split/feats.<j>.{ark,scp}`` (one per job), then ``feats.scp`` (absolute ark paths) and
     ``utt2num_frames``. ``nj`` > 1 splits ``data_dir`` with ``utils/split_data.sh --per-utt`` and runs
-    that many worker processes, one torch thread each. A rerun
-    redoes only the jobs whose scp is missing; while any job runs there is no ``feats.scp``.
+    that many worker processes, one torch thread each. A rerun redoes only the jobs whose scp is
+    missing; while any job runs there is no ``feats.scp``.
     Audio at another rate than ``config.sample_frequency`` is an error unless ``resample``.
     Returns the number of utterances.
     """
@@ -373,5 +374,6 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
         entries.update(read_table(split_dir / f"feats.{j}.scp"))
         num_frames.update(read_table(split_dir / f"utt2num_frames.{j}"))
     write_table(out_dir / "utt2num_frames", num_frames)
-    write_scp(out_dir / "feats.scp", [(u, entries[u]) for u in utts])  # data dir order (C-sorted)  # last: its presence means every ark is complete
+    # in the data dir's (C-sorted) order; written last: its presence means every ark is complete
+    write_scp(out_dir / "feats.scp", [(u, entries[u]) for u in utts])
     return len(utts)
