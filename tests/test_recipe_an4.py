@@ -2,6 +2,7 @@
 egs/an4/asr1/run.sh stages 1-5 with one tiny epoch on ../shared/data/an4_micro."""
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -123,9 +124,11 @@ def recipe(tmp_path):
     return d
 
 
-def test_run_sh_stages_1_to_5(shared_data, recipe):
+def test_run_sh_stages_1_to_5(shared_data, recipe, tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    p = subprocess.run(["./run.sh", "--an4-root", str(shared_data / "an4_micro" / "an4"),
+    an4 = tmp_path / "my corpora" / "an4"  # a space in the path survives --data-prep-opts
+    shutil.copytree(shared_data / "an4_micro" / "an4", an4)
+    p = subprocess.run(["./run.sh", "--an4-root", str(an4),
                         "--train-config", "conf/tiny.yaml", "--nj", "1", "--aux", "mtl",
                         "--stage", "1", "--stop-stage", "5"],
                        cwd=recipe, env=env, capture_output=True, text=True)

@@ -27,7 +27,7 @@ heldout_set=train_heldout  # seen speakers' held-out utterances (speaker accurac
 valid_set=dev           # validation set (best checkpoint)
 test_sets="dev test"    # sets decoded and scored in stages 4-5
 extra_sets=""           # other sets to extract features for (e.g. untranscribed)
-data_prep_opts=""       # options for local/data_prep.sh
+data_prep_opts=""       # options for local/data_prep.sh, as shell words (quote a value with spaces)
 train_config=conf/train.yaml
 train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
 probe_sets=""           # stage 6: sets whose speakers the probes classify (split into probe-train/test
@@ -65,7 +65,7 @@ feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' 
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   log "stage 1: data preparation"
-  local/data_prep.sh ${data_prep_opts}
+  eval "local/data_prep.sh ${data_prep_opts}"  # shell words: "--root '/my corpus'" stays one value
   for s in ${feat_sets}; do
     opts=""; [ -f data/${s}/text ] || opts="--no-text"
     python -m asr_gr.bin.validate_data_dir ${opts} data/${s}

@@ -22,8 +22,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# A relative --an4-root is relative to where run.sh was called from. (asr.sh splits --data-prep-opts on
-# spaces, so the path must not contain any.)
+# A relative --an4-root is relative to where run.sh was called from. (--data-prep-opts is shell words:
+# the path is quoted with printf %q, so it may contain spaces.)
 case "${an4_root}" in ""|/*) ;; *) an4_root="${caller_dir}/${an4_root}" ;; esac
 
 ../../../tools/install.sh
@@ -32,5 +32,5 @@ exec ./asr.sh \
   --train-config conf/train.yaml \
   --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout \
   --extra-sets "" \
-  --data-prep-opts "${an4_root:+--an4-root ${an4_root}}" \
+  --data-prep-opts "${an4_root:+--an4-root $(printf %q "${an4_root}")}" \
   "${args[@]+"${args[@]}"}"

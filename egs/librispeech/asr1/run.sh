@@ -37,11 +37,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-# A relative --librispeech-root is relative to where run.sh was called from. (asr.sh splits
-# --data-prep-opts on spaces, so the path must not contain any; part lists travel comma-separated.)
+# A relative --librispeech-root is relative to where run.sh was called from. (--data-prep-opts is shell
+# words: the path is quoted with printf %q, so it may contain spaces; part lists travel comma-separated.)
 case "${librispeech_root}" in ""|/*) ;; *) librispeech_root="${caller_dir}/${librispeech_root}" ;; esac
 prep="--parts $(echo ${parts} | tr ' ' ',')"
-[ -n "${librispeech_root}" ] && prep="${prep} --librispeech-root ${librispeech_root}"
+[ -n "${librispeech_root}" ] && prep="${prep} --librispeech-root $(printf %q "${librispeech_root}")"
 [ -n "${untranscribed_set}" ] && prep="${prep} --untranscribed-parts ${untranscribed_set}"
 [ -n "${data_prep_opts}" ] && prep="${prep} ${data_prep_opts}"
 
