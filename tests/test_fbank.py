@@ -155,6 +155,16 @@ def test_parallel_jobs_match_one_job_and_rerun_redoes_only_the_failed_job(tmp_pa
     assert list(kaldiio.load_scp(str(out / "feats.scp"))) == list(one)
 
 
+def test_unwritable_split_dir_is_a_one_line_error(tmp_path, capsys):
+    d = _data_dir(tmp_path, n=4)
+    (d / "split2utt").write_text("not a directory\n")  # as a stray file (or a read-only dir) would
+    with pytest.raises(SystemExit):
+        compute_fbank.main(["--data-dir", str(d), "--out-dir", str(tmp_path / "dump"), "--nj", "2"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"ERROR: {d}/split2utt") and ": Not a directory" in err
+    assert len(err.splitlines()) == 1 and not (tmp_path / "dump" / "feats.scp").exists()
+
+
 def test_sample_rate_mismatch_is_an_error_unless_resampled(tmp_path, capsys):
     d = _data_dir(tmp_path, n=2, sr=8000)
     out = tmp_path / "dump"

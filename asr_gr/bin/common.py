@@ -9,7 +9,9 @@ from asr_gr.utils import ConfigError, DataError, TrainingError
 
 
 def main_guard(fn):
-    """Run ``fn``; a DataError/ConfigError/TrainingError prints ``ERROR: <file:line: reason>`` and exits 1."""
+    """Run ``fn``; a DataError/ConfigError/TrainingError prints ``ERROR: <file:line: reason>`` and exits 1.
+    So does an error of the file system (a directory that cannot be written, a full disk, a path that
+    is a file): ``ERROR: <path>: <reason>``; outputs are written atomically, so nothing is half-done."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -17,6 +19,10 @@ def main_guard(fn):
             return fn(*args, **kwargs)
         except (DataError, ConfigError, TrainingError) as e:
             print(f"ERROR: {e}", file=sys.stderr)
+            sys.exit(1)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            print(f"ERROR: {e.filename}: {reason}" if e.filename else f"ERROR: {reason}", file=sys.stderr)
             sys.exit(1)
 
     return wrapper
