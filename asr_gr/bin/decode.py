@@ -72,11 +72,11 @@ def main(argv=None):
             extra = untranscribed_classes(args.exp_dir, spk2id)
             if set(extra) & {spk2id[ds.spk_label[u]] for u in ds.utts}:
                 extra = []  # the set has untranscribed speakers: score over every class
-            acc = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
+            acc, acc_all = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
             info = {"acc_spk": round(acc, 2), "num_utts": len(ds),
                     "chance": round(100.0 / (len(spk2id) - len(extra)), 2), "num_classes": len(spk2id) - len(extra)}
             if extra:
-                info["acc_spk_all_classes"] = round(speaker_accuracy(model, ds, args.batch_frames), 2)
+                info["acc_spk_all_classes"] = round(acc_all, 2)
                 info["masked_untranscribed_classes"] = len(extra)
             atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
             msg += f"; speaker accuracy of the aux head {acc:.1f}%"

@@ -303,11 +303,11 @@ class Trainer:
         errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps))
         out["valid_cer"] = 100.0 * errors / max(1, sum(len(r) for r in refs))
         if self.heldout_set is not None:
-            out["heldout_acc_spk"] = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
-                                                      exclude=self.extra_classes)
+            masked, unmasked = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
+                                                exclude=self.extra_classes)
+            out["heldout_acc_spk"] = masked
             if self.extra_classes:
-                out["heldout_acc_spk_all_classes"] = speaker_accuracy(self.model, self.heldout_set,
-                                                                      self.config["batch_frames"])
+                out["heldout_acc_spk_all_classes"] = unmasked
         return out
 
     def run(self) -> dict:
@@ -357,20 +357,22 @@ class Trainer:
 
 
 @torch.no_grad()
-def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int, exclude=()) -> float:
-    """Accuracy (%) of the model's aux speaker head on ``dataset`` (whose speakers it was trained on);
-    the classes in ``exclude`` are never predicted (see ``Trainer.extra_classes``)."""
+def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int, exclude=()) -> tuple[float, float]:
+    """Accuracies (%) of the model's aux speaker head on ``dataset`` (whose speakers it was trained on),
+    from one pass: (with the classes in ``exclude`` never predicted, over all classes); the two are
+    equal when nothing is excluded (see ``Trainer.extra_classes``)."""
     model.eval()
     head = model.aux_head
     device = next(model.parameters()).device
-    correct = total = 0
+    correct = correct_all = total = 0
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=BucketSampler(dataset.lengths, batch_frames, shuffle=False), collate_fn=collate)
     for batch in loader:
         _, lens, layers = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device))
         logits = head.classifier(layers[head.layer_index], lens)
+        correct_all += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         if len(exclude):
             logits[:, list(exclude)] = float("-inf")
         correct += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         total += len(batch["utts"])
-    return 100.0 * correct / max(1, total)
+    return 100.0 * correct / max(1, total), 100.0 * correct_all / max(1, total)
