@@ -7,7 +7,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from asr_gr.models.encoders.base import Encoder
+from asr_gr.models.encoders.base import Encoder, zero_padding
 from asr_gr.models.registry import ENCODERS
 
 
@@ -28,10 +28,16 @@ class GLUBlock(nn.Module):
     def out_lens(self, lens: torch.Tensor) -> torch.Tensor:
         return torch.div(lens + 2 * self.pad - self.kernel, self.stride, rounding_mode="floor") + 1
 
-    def forward(self, x):  # x: (B, C, T)
+    def forward(self, x, lens):
+        """x: (B, C, T) with zeros past ``lens``; returns (y, out_lens), y zero past out_lens."""
         y = x if self.norm is None else self.norm(x.transpose(1, 2)).transpose(1, 2)
+        if self.norm is not None:  # LayerNorm turns zero padding into its bias: zero it again
+            y = zero_padding(y, lens, time_dim=2)
         y = self.dropout(self.glu(self.conv(y)))
-        return x + y if self.residual else y
+        if self.residual:
+            y = x + y
+        out_lens = self.out_lens(lens)
+        return zero_padding(y, out_lens, time_dim=2), out_lens
 
 
 @ENCODERS.register("conv_glu")
@@ -50,10 +56,9 @@ class ConvGLUEncoder(Encoder):
         self.layer_dims = channels
 
     def forward(self, feats, lens):
-        x = feats.transpose(1, 2)
+        x = zero_padding(feats, lens).transpose(1, 2)
         layers = []
         for block in self.blocks:
-            x = block(x)
-            lens = block.out_lens(lens)
+            x, lens = block(x, lens)
             layers.append(x.transpose(1, 2))
         return layers[-1], lens, layers

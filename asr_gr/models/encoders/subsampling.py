@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from asr_gr.models.encoders.base import zero_padding
+
 
 class Conv2dSubsampling(nn.Module):
     """Two stride-2 3x3 Conv2d + ReLU layers (ESPnet's Conv2dSubsampling): time / 4, then a linear
@@ -28,6 +30,9 @@ class Conv2dSubsampling(nn.Module):
         return lens.clamp(min=1)
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor):  # x: (B, T, D)
-        y = self.conv(x.unsqueeze(1))  # (B, C, T', F')
+        """Valid output frames read only valid input frames (unpadded stride-2 convolutions); the
+        output is zero past its lengths, so the blocks above may convolve over it."""
+        y = self.conv(zero_padding(x, lens).unsqueeze(1))  # (B, C, T', F')
         b, c, t, f = y.shape
-        return self.out(y.transpose(1, 2).reshape(b, t, c * f)), self.out_lens(lens)
+        out_lens = self.out_lens(lens)
+        return zero_padding(self.out(y.transpose(1, 2).reshape(b, t, c * f)), out_lens), out_lens
