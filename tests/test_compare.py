@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from asr_gr.score.significance import paired_bootstrap, system_from_per_utt
+from asr_gr.score.significance import markdown, paired_bootstrap, system_from_per_utt
 from asr_gr.score.wer import score, write_reports
 from asr_gr.utils import DataError
 
@@ -13,7 +13,7 @@ from asr_gr.utils import DataError
 def _system(name, errs, refs=None, spks=None):
     n = len(errs)
     refs = refs if refs is not None else [10] * n
-    spks = spks if spks is not None else [f"s{i % 4}" for i in range(n)]
+    spks = spks if spks is not None else [f"s{i % 6}" for i in range(n)]
     per_utt = {f"u{i:03d}": {"spk": spks[i], "ref_words": refs[i], "errors": errs[i]} for i in range(n)}
     return system_from_per_utt(name, per_utt)
 
@@ -51,6 +51,34 @@ def test_speaker_level_deltas():
     assert r.spk_delta["s3"] == (0.0, 0.0, 0.0)
     assert r.better == ["s1"] and r.worse == ["s2"]
     assert r.wer_a == pytest.approx(100 * 3 / 35) and r.delta == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("num_spk", [1, 4])
+def test_speaker_bootstrap_is_na_with_few_speakers(num_spk):
+    # The case that printed "[+7.60, +7.60], p < 0.001" on a one-speaker test set.
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 3, 40)
+    b = a + (rng.random(40) < 0.8)
+    spks = [f"s{i % num_spk}" for i in range(40)]
+    sa, sb = _system("a", a.tolist(), spks=spks), _system("b", b.tolist(), spks=spks)
+    r = paired_bootstrap(sa, sb, num_samples=500)
+    assert r.ci_spk is None and r.p_spk is None
+    assert r.significant  # rests on the utterance-level test alone, which is valid
+    md = markdown([sa, sb], [r], test_set="test", num_samples=500)
+    row = next(line for line in md.splitlines() if line.startswith("| a | b |"))
+    assert f"n/a ({num_spk} speaker{'s' if num_spk > 1 else ''})" in row
+    assert row.count("n/a") == 2 and row.count("< 0.002") == 1  # only the utterance-level p
+
+
+def test_difference_carried_by_one_speaker_is_not_significant():
+    # 6 speakers; only s0's utterances get worse (a lot): utterance-level p is small, but drawing
+    # speakers shows the effect is one speaker's, so the speaker-level CI contains 0.
+    spks = [f"s{i % 6}" for i in range(120)]
+    a = [1] * 120
+    b = [6 if s == "s0" else 1 for s in spks]
+    r = paired_bootstrap(_system("a", a, spks=spks), _system("b", b, spks=spks), num_samples=1000)
+    assert r.p < 0.05 and r.ci_spk is not None and r.ci_spk[0] <= 0
+    assert not r.significant
 
 
 def test_different_utterance_sets_are_an_error():

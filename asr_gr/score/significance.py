@@ -6,7 +6,9 @@ drawn utterances / reference words summed), and read the 95% confidence interval
 ``WER(B) - WER(A)`` off the percentiles of the ``B`` differences. The two-sided p-value is
 ``min(1, 2 * min(P(diff <= 0), P(diff >= 0)))`` over the draws (Bisani & Ney's "probability of
 improvement" turned into a test). The speaker-level bootstrap draws whole speakers instead, which
-respects that one speaker's utterances are not independent, and gives wider intervals.
+respects that one speaker's utterances are not independent, and gives wider intervals. With fewer
+than ``MIN_SPEAKERS`` speakers it is not computed (n/a): resampling one to four speakers gives a
+degenerate interval (one speaker: every draw is the same) and a meaningless p-value.
 
 Input: ``per_utt.json`` of ``asr_gr.bin.score`` (utt -> {spk, ref_words, errors, ...}).
 """
@@ -20,6 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from asr_gr.utils import DataError
+
+MIN_SPEAKERS = 5  # fewer speakers: the speaker-level bootstrap is n/a
 
 
 @dataclass
@@ -70,15 +74,26 @@ class PairResult:
     ci: tuple  # 95% CI of delta (utterance bootstrap)
     p: float  # two-sided p-value (utterance bootstrap)
     poi: float  # probability that b is better than a (delta < 0)
-    ci_spk: tuple  # speaker-level bootstrap
-    p_spk: float
+    ci_spk: tuple | None  # speaker-level bootstrap; None (n/a) with fewer than MIN_SPEAKERS speakers
+    p_spk: float | None
     spk_delta: dict  # spk -> (wer_a, wer_b, delta)
     better: list  # speakers whose WER went down with b
     worse: list
 
     @property
+    def num_speakers(self) -> int:
+        return len(self.spk_delta)
+
+    @property
     def significant(self) -> bool:
-        return self.p < 0.05
+        """p < 0.05 in the utterance-level test and, where it is valid (>= MIN_SPEAKERS speakers), in
+        the speaker-level one too: a difference carried by one speaker's utterances is not claimed."""
+        return self.p < 0.05 and (self.p_spk is None or self.p_spk < 0.05)
+
+    def spk_ci_text(self) -> str:
+        if self.ci_spk is None:
+            return f"n/a ({self.num_speakers} speaker{'s' if self.num_speakers != 1 else ''})"
+        return f"[{self.ci_spk[0]:+.2f}, {self.ci_spk[1]:+.2f}]"
 
 
 def _check_paired(a: System, b: System) -> None:
@@ -125,8 +140,10 @@ def paired_bootstrap(a: System, b: System, num_samples: int = 1000, seed: int = 
     ref_s = np.array([sa[s][0] for s in spks])
     ea = np.array([sa[s][1] for s in spks])
     eb = np.array([sb[s][1] for s in spks])
-    ds = _boot(ref_s, ea, eb, rng.integers(0, len(spks), size=(num_samples, len(spks))))
-    ci_spk, p_spk, _ = _summ(ds, alpha)
+    ci_spk, p_spk = None, None
+    if len(spks) >= MIN_SPEAKERS:
+        ds = _boot(ref_s, ea, eb, rng.integers(0, len(spks), size=(num_samples, len(spks))))
+        ci_spk, p_spk, _ = _summ(ds, alpha)
     spk_delta = {}
     for s in spks:
         wa = 100.0 * sa[s][1] / max(1, sa[s][0])
@@ -149,8 +166,10 @@ def markdown(systems: list[System], pairs: list[PairResult], *, test_set: str, n
     lines = [f"# Comparison of systems on `{test_set}`", "",
              f"Paired bootstrap (Bisani & Ney 2004), {num_samples} draws of utterances (and, separately, of "
              f"speakers) with replacement; Δ = WER(B) − WER(A) in absolute %, 95% confidence interval; "
-             f"p two-sided. A difference is significant when p < 0.05 (the CI excludes 0). The speaker-level "
-             f"bootstrap treats speakers as the sampled unit; with few speakers its interval is rough.", "",
+             f"p two-sided. The speaker-level bootstrap treats speakers as the sampled unit (one speaker's "
+             f"utterances are not independent); with fewer than {MIN_SPEAKERS} speakers it is n/a. A difference "
+             f"is significant when p < 0.05 in the utterance-level test and, where valid, in the "
+             f"speaker-level one.", "",
              "| system | #Snt | #Spk | #Wrd | WER % | CER % |", "|---|---:|---:|---:|---:|---:|"]
     for s in systems:
         cer = extra.get(s.name, {}).get("cer")
@@ -162,12 +181,14 @@ def markdown(systems: list[System], pairs: list[PairResult], *, test_set: str, n
               "significant | spk better / worse |",
               "|---|---|---:|---:|---:|---|---:|---:|---|---:|---|---|"]
     def fp(p):  # a p-value of 0 over B draws means p < 1/B
+        if p is None:
+            return "n/a"
         return f"< {1.0 / num_samples:.3g}" if p == 0 else f"{p:.3f}"
 
     for r in pairs:
         lines.append(f"| {r.a} | {r.b} | {r.wer_a:.2f} | {r.wer_b:.2f} | {r.delta:+.2f} | "
                      f"[{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] | {fp(r.p)} | {r.poi:.3f} | "
-                     f"[{r.ci_spk[0]:+.2f}, {r.ci_spk[1]:+.2f}] | {fp(r.p_spk)} | "
+                     f"{r.spk_ci_text()} | {fp(r.p_spk)} | "
                      f"{'yes' if r.significant else 'no'} | {len(r.better)} / {len(r.worse)} |")
     if systems:
         ref_sys = systems[0]
