@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import yaml
 
 from asr_gr.bin import grid
 from asr_gr.utils import ConfigError
@@ -50,7 +51,8 @@ def test_summary_table(tmp_path):
     (exp / "probe" / "probe.tsv").write_text("layer\tdim\tlinear_acc\tmlp_acc\tchance\n0\t80\t90\t95\t33\n"
                                              "1\t256\t60\t70\t33\n")
     md = grid.summarise([{"aux": "adversarial", "spk_layer": 2}], tmp_path / "exp", "test", "train_heldout")
-    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | 50.00 | 20.00 | - | 12.5 | 90 | 60 |" in md
+    # enc. grad from the class defaults (weight 1, constant lambda 1): -1.00
+    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | -1.00 | 50.00 | 20.00 | - | 12.50 | 90 | 60 |" in md
     assert (tmp_path / "exp" / "grid_probe.png").exists()
 
 
@@ -68,4 +70,38 @@ def test_summary_compares_with_the_baseline(tmp_path):
     md = grid.summarise([{"aux": "none"}, {"aux": "mtl", "spk_layer": 3}], tmp_path / "exp", "test",
                         "train_heldout")
     row = next(line for line in md.splitlines() if line.startswith("| grid_mtl_l3"))
-    assert "+40.00 [+40.00, +40.00], p=0.00" in row
+    assert "+40.00 [+40.00, +40.00] n/a (3 speakers), p=0.00" in row
+
+
+def test_seeds_expand_to_one_run_each_and_summarise_as_mean_and_sd(tmp_path, capsys):
+    (tmp_path / "g.yaml").write_text("seeds: [1, 2]\nsystems:\n  - {aux: none}\n  - {aux: mtl, spk_layer: 3}\n")
+    grid.main(["--grid", str(tmp_path / "g.yaml"), "--exp-root", str(tmp_path / "exp"), "--dry-run", "--",
+               "./asr.sh"])
+    err = capsys.readouterr().err
+    for tag, seed in (("grid_none_s1", 1), ("grid_none_s2", 2), ("grid_mtl_l3_s1", 1), ("grid_mtl_l3_s2", 2)):
+        assert f"--tag {tag} " in err
+    assert "--train-opts '--set aux_conf.spk_layer=3 --set seed=2'" in err
+
+    def write(tag, errors):
+        d = tmp_path / "exp" / tag / "decode_test" / "score"
+        d.mkdir(parents=True)
+        per_utt = {f"s{i % 6}-{i:02d}": {"spk": f"s{i % 6}", "ref_words": 5, "errors": e}
+                   for i, e in enumerate(errors)}
+        (d / "per_utt.json").write_text(json.dumps(per_utt))
+        (d / "result.json").write_text(json.dumps({"wer": 100.0 * sum(errors) / (5 * len(errors)), "cer": 1.0}))
+
+    write("grid_none_s1", [1] * 30)
+    write("grid_none_s2", [1] * 30)
+    write("grid_mtl_l3_s1", [2] * 30)  # 40 % WER
+    write("grid_mtl_l3_s2", [3] * 30)  # 60 % WER
+    md = grid.summarise([{"aux": "none"}, {"aux": "mtl", "spk_layer": 3}], tmp_path / "exp", "test",
+                        "train_heldout", seeds=[1, 2])
+    row = next(line for line in md.splitlines() if line.startswith("| grid_mtl_l3 "))
+    assert "| 50.00 ± 14.14 |" in row  # mean and s.d. of 40 and 60
+    assert "+30.00 [+30.00, +30.00] [+30.00, +30.00], p=0.00" in row  # seed-averaged errors 2.5 vs 1
+
+
+@pytest.mark.parametrize("seeds", ["[]", "[1, 1]", "[1.5]", "3"])
+def test_bad_seeds(tmp_path, seeds):
+    with pytest.raises(ConfigError, match="seeds"):
+        grid.seeds_of(yaml.safe_load(f"seeds: {seeds}"), "g.yaml")

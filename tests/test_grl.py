@@ -61,3 +61,21 @@ def test_unknown_names_list_the_known_ones():
         build_model({"aux": "adv"}, 5, 6, 3)
     with pytest.raises(ConfigError, match="spk_layer=9 is out of range"):
         build_model({"aux": "mtl", "aux_conf": {"spk_layer": 9}}, 5, 6, 3)
+
+
+def test_effective_encoder_scale_of_mtl_and_adversarial():
+    from asr_gr.models.grl import mean_lambda
+    from asr_gr.models.speaker import encoder_grad_scale
+
+    # Ganin's schedule averaged over a run, against a fine numeric average
+    n = 200001
+    numeric = sum(lambda_at("ganin", 1.0, i / (n - 1)) for i in range(n)) / n
+    assert mean_lambda("ganin", 1.0) == pytest.approx(numeric, abs=1e-5)
+    assert mean_lambda("ganin", 1.0) == pytest.approx(0.8614, abs=1e-4)
+    assert mean_lambda("linear", 2.0) == pytest.approx(2.0 * 0.95)
+    conf = {"spk_weight": 0.5, "spk_lambda": 0.5, "lambda_schedule": "ganin"}
+    assert encoder_grad_scale("mtl", conf) == 0.5  # lambda means nothing without reversal
+    assert encoder_grad_scale("adversarial", conf) == pytest.approx(-0.5 * 0.5 * 0.8614, abs=1e-4)
+    assert encoder_grad_scale("none", conf) is None
+    assert encoder_grad_scale("adversarial", {}) == -1.0  # class defaults: weight 1, constant lambda 1
+    assert not math.isnan(mean_lambda("ganin", 1.0, gamma=1000.0))

@@ -17,6 +17,10 @@ Everything after ``--`` is the recipe's asr.sh command with its corpus options; 
       spk_layer: [2, 5]
       spk_lambda: [0.5]
       semi: [false]
+    seeds: [1, 2]                   # train every system once per seed (exp dirs <tag>_s<seed>)
+
+With several seeds the summary gives each system's mean ± s.d. over seeds, and the difference to the
+baseline of the seed-averaged per-utterance errors with its paired-bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -34,7 +38,19 @@ from asr_gr.utils import ConfigError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
                "lambda_schedule": str, "semi": bool}
-GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set"}
+GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds"}
+
+
+def seeds_of(grid: dict, source: str) -> list:
+    """The grid's seeds ([None]: one run per system with the config's own seed)."""
+    seeds = grid.get("seeds")
+    if seeds is None:
+        return [None]
+    if not isinstance(seeds, list) or not seeds or any(isinstance(x, bool) or not isinstance(x, int) for x in seeds):
+        raise ConfigError(f"{source}: 'seeds' must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{source}: 'seeds' lists a seed twice: {seeds!r}")
+    return seeds
 
 
 def expand(grid: dict, source: str) -> list[dict]:
@@ -76,9 +92,10 @@ def expand(grid: dict, source: str) -> list[dict]:
     return out
 
 
-def tag_of(s: dict) -> str:
+def tag_of(s: dict, seed: int | None = None) -> str:
+    suffix = "" if seed is None else f"_s{seed}"
     if s["aux"] == "none":
-        return "grid_none"
+        return "grid_none" + suffix
     parts = ["grid", s["aux"]]
     if "spk_layer" in s:
         parts.append(f"l{s['spk_layer']}")
@@ -90,13 +107,15 @@ def tag_of(s: dict) -> str:
         parts.append(s["lambda_schedule"])
     if s.get("semi"):
         parts.append("semi")
-    return "_".join(parts)
+    return "_".join(parts) + suffix
 
 
-def system_args(s: dict, config: str, untranscribed_set: str) -> list[str]:
+def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None = None) -> list[str]:
     sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule")
             if k in s]
-    args = ["--aux", s["aux"], "--tag", tag_of(s), "--train-config", config, "--train-opts", " ".join(sets)]
+    if seed is not None:
+        sets.append(f"--set seed={seed}")
+    args = ["--aux", s["aux"], "--tag", tag_of(s, seed), "--train-config", config, "--train-opts", " ".join(sets)]
     if s.get("semi"):
         args += ["--untranscribed-set", untranscribed_set]
     return args
@@ -106,48 +125,95 @@ def _json(path: Path):
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
-def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str) -> str:
-    """exp/grid.md: per system WER/CER on the test set, the WER difference to the baseline with its
-    95% paired-bootstrap confidence interval and p-value, speaker accuracy of the aux head, probe
-    accuracy per layer; and exp/grid_probe.png."""
+def _mean_sd(values: list) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    m = sum(values) / len(values)
+    sd = (sum((v - m) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+    return f"{m:.2f} ± {sd:.2f}"
+
+
+def _seed_average(systems_per_seed: list, name: str):
+    """One System whose per-utterance errors are the mean over seeds (the same utterances in each)."""
+    from asr_gr.score.significance import System, _check_paired
+
+    first = systems_per_seed[0]
+    for other in systems_per_seed[1:]:
+        _check_paired(first, other)
+    err = sum(x.err.astype(float) for x in systems_per_seed) / len(systems_per_seed)
+    return System(name, first.utts, first.spk, first.ref, err)
+
+
+def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str,
+              seeds: list | None = None, config: str | None = None) -> str:
+    """exp/grid.md: per system WER/CER on the test set (mean ± s.d. over seeds), the WER difference to
+    the baseline with its 95% paired-bootstrap intervals (utterances; speakers where there are >= 5)
+    and p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
+    head, probe accuracy per layer; and exp/grid_probe.png."""
     from asr_gr.analysis.probe import plot_probe_curves
     from asr_gr.bin.probe import read_tsv
+    from asr_gr.models.speaker import encoder_grad_scale
     from asr_gr.score.significance import load_system, paired_bootstrap
 
-    def score_dir(s):
-        return exp_root / tag_of(s) / f"decode_{test_set}" / "score"
+    seeds = seeds or [None]
+    base_conf = (load_yaml(config) if config and Path(config).exists() else {}).get("aux_conf") or {}
+
+    def score_dir(s, seed):
+        return exp_root / tag_of(s, seed) / f"decode_{test_set}" / "score"
+
+    def averaged(s):
+        runs = [load_system(score_dir(s, seed), tag_of(s, seed)) for seed in seeds
+                if (score_dir(s, seed) / "per_utt.json").exists()]
+        return (_seed_average(runs, tag_of(s)), len(runs)) if runs else (None, 0)
 
     base = next((s for s in systems if s["aux"] == "none"), None)
-    baseline = load_system(score_dir(base), tag_of(base)) if base and (score_dir(base) / "per_utt.json").exists() \
-        else None
-
+    baseline = averaged(base)[0] if base else None
+    n_seeds = len(seeds) if seeds != [None] else 1
     lines = ["# Ablation grid", "",
-             f"Test set `{test_set}` (unseen speakers). Δ WER: difference to the baseline with its 95% "
-             "confidence interval and p-value (paired bootstrap over utterances, 1000 draws). spk acc: the "
-             f"aux head on `{heldout_set}`. L0..Ln: linear-probe speaker accuracy % per layer (0 = input "
-             "features) of the frozen model.", ""]
+             f"Test set `{test_set}` (unseen speakers)"
+             + (f"; every system trained with {n_seeds} seeds ({', '.join(map(str, seeds))}): figures are "
+                "mean ± s.d. over seeds" if n_seeds > 1 else "") + ". "
+             "Δ WER: difference to the baseline"
+             + (" of the seed-averaged per-utterance errors" if n_seeds > 1 else "")
+             + ", with its 95% confidence intervals (paired bootstrap over utterances, and over speakers "
+             "when there are at least 5; 1000 draws) and the utterance-level p-value. enc. grad: the "
+             "effective scale of the speaker loss's gradient reaching the encoder, averaged over training "
+             f"(+w for mtl, −w·mean(λ) for adversarial). spk acc: the aux head on `{heldout_set}`. "
+             "L0..Ln: linear-probe speaker accuracy % per layer (0 = input features) of the frozen model.", ""]
     probes, rows = {}, []
     for s in systems:
-        exp = exp_root / tag_of(s)
-        res = _json(exp / f"decode_{test_set}" / "score" / "result.json")
-        acc = _json(exp / f"decode_{heldout_set}" / "spk_acc.json")
-        tsv = exp / "probe" / "probe.tsv"
-        if tsv.exists():
-            probes[tag_of(s)] = read_tsv(tsv)
+        res = [_json(exp_root / tag_of(s, seed) / f"decode_{test_set}" / "score" / "result.json") for seed in seeds]
+        acc = [_json(exp_root / tag_of(s, seed) / f"decode_{heldout_set}" / "spk_acc.json") for seed in seeds]
+        tables = [read_tsv(t) for t in (exp_root / tag_of(s, seed) / "probe" / "probe.tsv" for seed in seeds)
+                  if t.exists()]
+        if tables:
+            probes[tag_of(s)] = [type(r)(r.layer, r.dim, sum(t[i].linear_acc for t in tables) / len(tables),
+                                         sum(t[i].mlp_acc for t in tables) / len(tables), r.chance)
+                                 for i, r in enumerate(tables[0])]
         rows.append((s, res, acc))
     n_layers = max((len(p) for p in probes.values()), default=0)
-    head = "| system | aux | layer | λ | semi | WER % | CER % | Δ WER [95% CI], p | spk acc % |" + "".join(
-        f" L{i} |" for i in range(n_layers))
-    lines += [head, "|" + "---|" * (9 + n_layers)]
+    head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
+            "| spk acc % |" + "".join(f" L{i} |" for i in range(n_layers)))
+    lines += [head, "|" + "---|" * (10 + n_layers)]
     for s, res, acc in rows:
         t = tag_of(s)
         delta = "-"
-        if baseline is not None and s is not base and (score_dir(s) / "per_utt.json").exists():
-            r = paired_bootstrap(baseline, load_system(score_dir(s), t))
-            delta = f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}], p={r.p:.2f}"
+        if baseline is not None and s is not base:
+            system, _ = averaged(s)
+            if system is not None:
+                r = paired_bootstrap(baseline, system)
+                delta = (f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] {r.spk_ci_text()}, "
+                         f"p={r.p:.2f}")
+        aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
+                                                         "lambda_schedule") if k in s})
+        grad = encoder_grad_scale(s["aux"], aux_conf)
         cells = [t, s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
-                 "yes" if s.get("semi") else "", f"{res['wer']:.2f}" if res else "-",
-                 f"{res['cer']:.2f}" if res else "-", delta, f"{acc['acc_spk']:.1f}" if acc else "-"]
+                 "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
+                 _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
+                 _mean_sd([a["acc_spk"] for a in acc if a])]
         cells += [f"{r.linear_acc:.0f}" for r in probes.get(t, [])] + [""] * (n_layers - len(probes.get(t, [])))
         lines.append("| " + " | ".join(cells) + " |")
     if probes:
@@ -177,13 +243,15 @@ def main(argv=None):
     untr = grid.get("untranscribed_set", "untranscribed")
     test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
     exp_root = Path(args.exp_root)
+    seeds = seeds_of(grid, args.grid)
     cmds = [base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr]]
     for s in systems:
-        done = exp_root / tag_of(s) / ".grid_done"
-        if done.exists():
-            print(f"grid: {tag_of(s)} is done; skipping", file=sys.stderr)
-            continue
-        cmds.append(base + ["--stage", "3", "--stop-stage", "6"] + system_args(s, config, untr))
+        for seed in seeds:
+            done = exp_root / tag_of(s, seed) / ".grid_done"
+            if done.exists():
+                print(f"grid: {tag_of(s, seed)} is done; skipping", file=sys.stderr)
+                continue
+            cmds.append(base + ["--stage", "3", "--stop-stage", "6"] + system_args(s, config, untr, seed))
     for cmd in cmds:
         print("grid: " + " ".join(f"'{c}'" if " " in c or not c else c for c in cmd), file=sys.stderr)
         if args.dry_run:
@@ -195,7 +263,7 @@ def main(argv=None):
         if "--tag" in cmd:
             (exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done").touch()
     if not args.dry_run:
-        print(summarise(systems, exp_root, test_set, heldout_set), end="")
+        print(summarise(systems, exp_root, test_set, heldout_set, seeds, config), end="")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 
 from asr_gr.config import load_yaml
+from asr_gr.models.speaker import encoder_grad_scale
+from asr_gr.score.significance import load_system, wer_interval
 from asr_gr.utils import atomic_write_text
 
 
@@ -32,10 +34,13 @@ def collect(exp_root, test_set: str, heldout_set: str | None) -> list[dict]:
         acc = _json(exp / f"decode_{heldout_set}" / "spk_acc.json") if heldout_set else None
         train = _json(exp / "train_summary.json") or {}
         aux_conf = cfg.get("aux_conf") or {}
+        per_utt = exp / f"decode_{test_set}" / "score" / "per_utt.json"
+        wer_ci = wer_interval(load_system(per_utt.parent, exp.name)) if per_utt.exists() else None
         rows.append({
             "system": exp.name, "aux": cfg.get("aux", "none"),
             "spk_layer": aux_conf.get("spk_layer", "") if cfg.get("aux") != "none" else "",
-            "wer": res["wer"], "cer": res["cer"], "snt": res["num_utts"], "spk": res["num_spk"],
+            "wer": res["wer"], "wer_ci": wer_ci, "cer": res["cer"],
+            "enc_grad": encoder_grad_scale(cfg.get("aux", "none"), aux_conf), "snt": res["num_utts"], "spk": res["num_spk"],
             "acc_spk": acc["acc_spk"] if acc else None, "chance": acc["chance"] if acc else None,
             "epochs": train.get("epochs"), "train_seconds": train.get("train_seconds"),
         })
@@ -46,16 +51,22 @@ def markdown(rows: list[dict], test_set: str, heldout_set: str | None) -> str:
     lines = [
         "# RESULTS", "",
         f"Test set `{test_set}` (speakers unseen in training). Speaker accuracy: the aux head on "
-        f"`{heldout_set}` (held-out utterances of training speakers; chance in brackets).", "",
-        "| system | aux | spk_layer | #Snt | #Spk | WER % | CER % | spk acc % | epochs | train time |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"`{heldout_set}` (held-out utterances of training speakers; chance in brackets). WER's 95 % "
+        "interval: bootstrap over test utterances (1000 draws). enc. grad: the effective scale of the "
+        "speaker loss's gradient reaching the encoder, averaged over training (+w for mtl, "
+        "-w·mean(λ) for adversarial).", "",
+        "| system | aux | spk_layer | enc. grad | #Snt | #Spk | WER % [95% CI] | CER % | spk acc % | epochs "
+        "| train time |",
+        "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in rows:
         acc = f"{r['acc_spk']:.1f} ({r['chance']:.1f})" if r["acc_spk"] is not None else "-"
         secs = r["train_seconds"]
         t = f"{secs / 60:.1f} min" if secs is not None else "-"
-        lines.append(f"| {r['system']} | {r['aux']} | {r['spk_layer']} | {r['snt']} | {r['spk']} | "
-                     f"{r['wer']:.2f} | {r['cer']:.2f} | {acc} | {r['epochs'] or '-'} | {t} |")
+        ci = f" [{r['wer_ci'][0]:.2f}, {r['wer_ci'][1]:.2f}]" if r.get("wer_ci") else ""
+        grad = f"{r['enc_grad']:+.2f}" if r.get("enc_grad") is not None else "-"
+        lines.append(f"| {r['system']} | {r['aux']} | {r['spk_layer']} | {grad} | {r['snt']} | {r['spk']} | "
+                     f"{r['wer']:.2f}{ci} | {r['cer']:.2f} | {acc} | {r['epochs'] or '-'} | {t} |")
     return "\n".join(lines) + "\n"
 
 

@@ -162,17 +162,22 @@ class BucketSampler(torch.utils.data.Sampler):
 
 
 class MixedBucketSampler(BucketSampler):
-    """Batches of a main (transcribed) set interleaved with batches of an extra (untranscribed) set,
-    ``ratio`` extra batches per main batch, for a ConcatDataset([main, extra]). The extra set's
-    batches are cycled through if the ratio asks for more than it has."""
+    """Batches of a main (transcribed) set interleaved evenly with batches of an extra (untranscribed)
+    set, for a ConcatDataset([main, extra]). ``ratio`` None: every extra batch once per epoch (each
+    untranscribed utterance is seen about as often as a transcribed one); a number: that many extra
+    batches per main batch, the extra set's batches cycled through if it asks for more than it has."""
 
-    def __init__(self, lengths, extra_lengths, batch_frames: int, ratio: float, seed: int = 0, rank: int = 0,
-                 world_size: int = 1):
+    def __init__(self, lengths, extra_lengths, batch_frames: int, ratio: float | None, seed: int = 0,
+                 rank: int = 0, world_size: int = 1):
         super().__init__(lengths, batch_frames, seed, rank=rank, world_size=world_size)
         offset = len(lengths)
         self.extra = [[i + offset for i in b] for b in make_batches(extra_lengths, batch_frames)]
-        self.ratio = ratio
-        self.n_extra = int(round(ratio * len(self.batches))) if self.extra else 0
+        if ratio is None:
+            self.n_extra = len(self.extra)
+            self.ratio = self.n_extra / max(1, len(self.batches))
+        else:
+            self.ratio = ratio
+            self.n_extra = int(round(ratio * len(self.batches))) if self.extra else 0
 
     def _total(self) -> int:
         return len(self.batches) + self.n_extra

@@ -45,3 +45,21 @@ def lambda_at(schedule: str, lam: float, progress: float, gamma: float = 10.0,
     if schedule == "ganin":
         return lam * (2.0 / (1.0 + math.exp(-gamma * p)) - 1.0)
     raise ConfigError(f"aux_conf.lambda_schedule: unknown schedule '{schedule}'; known: constant, ganin, linear")
+
+
+def mean_lambda(schedule: str, lam: float, gamma: float = 10.0, warmup: float = 0.1) -> float:
+    """lambda averaged over a whole training run (progress uniform in [0, 1], i.e. over steps).
+
+    ganin: lam * (2/gamma * ln((1 + e^gamma) / 2) - 1) (0.861 lam for gamma 10); linear: lam * (1 -
+    warmup/2); constant: lam.
+    """
+    if schedule == "constant":
+        return lam
+    if schedule == "linear":
+        return lam * (1.0 - min(warmup, 1.0) / 2) if warmup > 0 else lam
+    if schedule == "ganin":
+        if gamma <= 0:
+            return 0.0
+        log_mid = gamma + math.log1p(math.exp(-gamma)) - math.log(2.0)  # ln((1 + e^gamma) / 2), stable
+        return lam * (2.0 / gamma * log_mid - 1.0)
+    raise ConfigError(f"aux_conf.lambda_schedule: unknown schedule '{schedule}'; known: constant, ganin, linear")

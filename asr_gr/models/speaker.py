@@ -12,7 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from asr_gr.models.grl import lambda_at, scale_grad
+import inspect
+
+from asr_gr.models.grl import lambda_at, mean_lambda, scale_grad
 from asr_gr.models.registry import AUX_HEADS
 
 
@@ -120,3 +122,23 @@ class AdversarialSpeakerHead(MTLSpeakerHead):
     def grad_scale(self, progress: float) -> tuple[float, float]:
         lam = lambda_at(self.lambda_schedule, self.spk_lambda, progress, self.lambda_gamma)
         return -lam, lam
+
+
+def encoder_grad_scale(aux: str, aux_conf: dict | None) -> float | None:
+    """The effective scale of the speaker loss's gradient that reaches the encoder, averaged over the
+    run: +spk_weight for mtl, -spk_weight * mean(lambda) for adversarial, None without a head.
+
+    This is what makes two systems equally strong: mtl with weight 0.5 pushes the encoder with +0.5,
+    adversarial with weight 0.5, lambda 0.5 and Ganin's schedule only with -0.22 on average.
+    """
+    if not aux or aux == "none":
+        return None
+    cls = AUX_HEADS.get(aux)
+    params = inspect.signature(cls.__init__).parameters
+    conf = {k: v.default for k, v in params.items() if v.default is not inspect.Parameter.empty}
+    conf.update(aux_conf or {})
+    weight = float(conf.get("spk_weight", 1.0))
+    if not getattr(cls, "reverse", False):
+        return weight
+    return -weight * mean_lambda(conf.get("lambda_schedule", "constant"), float(conf.get("spk_lambda", 1.0)),
+                                 float(conf.get("lambda_gamma", 10.0)))

@@ -42,7 +42,7 @@ class System:
         out = {}
         for s in sorted(set(self.spk)):
             m = np.array([x == s for x in self.spk])
-            out[s] = (int(self.ref[m].sum()), int(self.err[m].sum()))
+            out[s] = (int(self.ref[m].sum()), self.err[m].sum().item())  # errors: float when seed-averaged
         return out
 
 
@@ -109,6 +109,18 @@ def _check_paired(a: System, b: System) -> None:
         raise DataError(f"{b.name}/per_utt.json", None,
                         f"systems '{a.name}' and '{b.name}' have different reference word counts "
                         f"(different normalisation?)")
+
+
+def wer_interval(system: System, num_samples: int = 1000, seed: int = 0,
+                 alpha: float = 0.05) -> tuple[float, float]:
+    """95 % bootstrap interval of one system's WER (utterances drawn with replacement)."""
+    n = len(system.utts)
+    if n == 0:
+        raise DataError(f"{system.name}/per_utt.json", None, "no utterances scored")
+    idx = np.random.default_rng(seed).integers(0, n, size=(num_samples, n))
+    w = 100.0 * system.err[idx].sum(1) / np.maximum(system.ref[idx].sum(1), 1)
+    lo, hi = np.percentile(w, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+    return float(lo), float(hi)
 
 
 def _boot(ref, err_a, err_b, idx) -> np.ndarray:

@@ -49,7 +49,9 @@ TRAIN_DEFAULTS = {
     "num_threads": 0,  # 0: torch's default
     "ngpu": 0,  # 0: CPU; 1: one GPU per process (several GPUs: launch with torchrun)
     "best_metric": "valid_cer",  # lower is better
-    "untranscribed_ratio": 0.5,  # untranscribed batches per transcribed batch (semi-supervised)
+    # semi-supervised: untranscribed batches per transcribed batch; null: each untranscribed batch once
+    # per epoch (so every untranscribed utterance is seen about as often as a transcribed one)
+    "untranscribed_ratio": None,
     "log_every_steps": 0,  # also log the step's stats to train.log every N steps (0: per epoch only)
     "nbest_average": 0,  # at the end, average the N best epochs into avg<N>.pt (0: off)
     "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
@@ -149,6 +151,11 @@ class Trainer:
                                          rank=self.dist.rank, world_size=self.dist.world_size)
         self.steps_per_epoch = self.sampler.batches_per_epoch
         self.total_steps = self.steps_per_epoch * config["max_epochs"]
+        if config["warmup_steps"] >= self.total_steps and self.dist.is_main:
+            log.warning("warmup_steps=%d is not shorter than the whole run (%d epochs x %d steps = %d "
+                        "steps): the learning rate never reaches lr=%g; lower warmup_steps or raise "
+                        "max_epochs", config["warmup_steps"], config["max_epochs"], self.steps_per_epoch,
+                        self.total_steps, config["lr"])
         self.optim, self.sched = make_optimizer(self.model, config, self.total_steps)
         self.epoch, self.step, self.train_seconds = 0, 0, 0.0
         self.batch_in_epoch, self.epoch_sums, self.bad_steps = 0, {}, 0
