@@ -28,6 +28,24 @@ def test_mixed_sampler_interleaves_at_the_ratio():
     assert [i for i, b in enumerate(order) if b[0] >= 40] == [2, 5, 8, 11, 14]  # one after every 2
 
 
+def test_mixed_sampler_default_sees_every_untranscribed_utterance_once_per_epoch():
+    # 30 untranscribed utterances (8 batches) beside 10 transcribed batches: no cycling of a small set
+    s = MixedBucketSampler([10] * 40, [10] * 30, batch_frames=40, ratio=None, seed=1)
+    order = s.order()
+    extra = [i for b in order if b[0] >= 40 for i in b]
+    assert sorted(extra) == list(range(40, 70))  # each untranscribed utterance exactly once
+    assert len(order) == s.batches_per_epoch == 10 + 8
+    positions = [i for i, b in enumerate(order) if b[0] >= 40]
+    assert max(b - a for a, b in zip(positions, positions[1:])) <= 3  # spread evenly, not bunched
+
+
+def test_warmup_longer_than_the_run_is_warned(tmp_path, caplog):
+    paths = make_setup(tmp_path / "data")
+    with caplog.at_level("WARNING"):
+        Trainer(_cfg(max_epochs=1, warmup_steps=1000), tmp_path / "exp", progress=False, **paths)
+    assert any("warmup_steps=1000 is not shorter than the whole run" in r.message for r in caplog.records)
+
+
 def test_untranscribed_batches_add_only_the_speaker_loss(tmp_path, monkeypatch):
     paths = make_setup(tmp_path / "data")
     untr = make_dump(tmp_path / "data", "untr", n_spk=2, utts_per_spk=6, seed=5, prefix="new")
