@@ -105,3 +105,12 @@ def test_seeds_expand_to_one_run_each_and_summarise_as_mean_and_sd(tmp_path, cap
 def test_bad_seeds(tmp_path, seeds):
     with pytest.raises(ConfigError, match="seeds"):
         grid.seeds_of(yaml.safe_load(f"seeds: {seeds}"), "g.yaml")
+
+
+@pytest.mark.parametrize("path", sorted((grid.Path(__file__).resolve().parents[1] / "egs").glob("*/asr1/conf/grid*.yaml")),
+                         ids=lambda p: p.name)
+def test_shipped_grid_files_expand(path):
+    g = yaml.safe_load(path.read_text())
+    systems = grid.expand(g, str(path))
+    assert systems[0] == {"aux": "none"} and grid.seeds_of(g, str(path))
+    assert len({grid.tag_of(s) for s in systems}) == len(systems)

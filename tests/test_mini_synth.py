@@ -49,7 +49,7 @@ def test_data_dirs_are_valid(corpus):
 
 def test_transcripts_are_uppercase_words(corpus):
     _, data, _ = corpus
-    for name in ("train", "train_heldout", "dev", "test"):
+    for name in ("train", "train_heldout", "dev", "test", "probe"):
         for txt in read_table(data / name / "text").values():
             assert re.fullmatch(r"[A-Z']+( [A-Z']+)*", txt), txt
             assert MIN_WORDS <= len(txt.split()) <= MAX_WORDS
@@ -57,7 +57,7 @@ def test_transcripts_are_uppercase_words(corpus):
 
 def test_speakers_are_disjoint_across_sets(corpus):
     _, data, _ = corpus
-    groups = [_spks(data, n) for n in ("train", "dev", "test", "untranscribed")]
+    groups = [_spks(data, n) for n in ("train", "dev", "test", "probe", "untranscribed")]
     for i in range(len(groups)):
         for j in range(i + 1, len(groups)):
             assert not groups[i] & groups[j]
@@ -66,11 +66,11 @@ def test_speakers_are_disjoint_across_sets(corpus):
 def test_sentences_of_other_sets_never_occur_in_train(corpus):
     _, data, _ = corpus
     train = set(read_table(data / "train" / "text").values())
-    for name in ("train_heldout", "dev", "test"):
+    for name in ("train_heldout", "dev", "test", "probe"):
         assert not train & set(read_table(data / name / "text").values()), name
 
 
-def test_unseen_speakers_have_unseen_voices_and_one_unseen_accent(corpus):
+def test_unseen_speakers_have_unseen_voices_and_the_unseen_accent(corpus):
     out, _, _ = corpus
     rows = _speakers(out)
     train = [r for r in rows if r["set"] == "train"]
@@ -79,7 +79,8 @@ def test_unseen_speakers_have_unseen_voices_and_one_unseen_accent(corpus):
     others = [r for r in rows if r["set"] != "train"]
     assert all((r["accent"], r["variant"]) not in voices for r in others)
     new_accent = [r for r in others if r["accent"] not in accents]
-    assert len(new_accent) == 1 and new_accent[0]["set"] == "test"
+    # the tiny corpus: one test and one untranscribed speaker with the accent training never hears
+    assert sorted(r["set"] for r in new_accent) == ["test", "untranscribed"]
     assert {r["gender"] for r in rows} == {"m", "f"}
 
 
@@ -136,7 +137,31 @@ def test_unseen_voices_do_not_depend_on_the_number_of_training_speakers():
 
     def unseen(num_train):
         return [(s.set, s.accent, s.variant, s.pitch, s.rate)
-                for s in plan_speakers(1, num_train, 3, 3, 6) if s.set != "train"]
+                for s in plan_speakers(1, num_train, 6, 20, 72, 24, 4, 6) if s.set != "train"]
 
     assert unseen(36) == unseen(72) == unseen(10)
     assert [s.spk for s in plan_speakers(1, 72, 3, 3, 6)][:2] == ["s001", "s002"]  # training first
+
+
+def test_default_plan_has_the_power_the_recipe_needs():
+    """The default corpus: 20 unseen test speakers (4 with the accent training never hears), 6 dev,
+    24 probe speakers, as many untranscribed speakers as training speakers, each voice unique."""
+    import inspect
+    from collections import Counter
+
+    from asr_gr.corpora.mini_synth import UNSEEN_ACCENT, plan_speakers
+
+    d = {k: v.default for k, v in inspect.signature(make_corpus).parameters.items()
+         if v.default is not inspect.Parameter.empty}
+    speakers = plan_speakers(1, d["num_train_spk"], d["num_dev_spk"], d["num_test_spk"],
+                             d["num_untranscribed_spk"], d["num_probe_spk"], d["unseen_accent_test"],
+                             d["unseen_accent_untranscribed"])
+    sets = Counter(s.set for s in speakers)
+    assert sets == {"train": 72, "dev": 6, "test": 20, "probe": 24, "untranscribed": 72}
+    assert d["eval_utts_per_spk"] * sets["test"] >= 600 and d["probe_utts_per_spk"] >= 12
+    assert d["untranscribed_utts_per_spk"] >= 10
+    unseen = Counter(s.set for s in speakers if s.accent == UNSEEN_ACCENT)
+    assert unseen == {"test": 4, "untranscribed": 6}
+    assert len({(s.accent, s.variant) for s in speakers}) == len(speakers)
+    heard = {s.accent for s in speakers if s.set == "train"}
+    assert heard <= {s.accent for s in speakers if s.set == "untranscribed"}  # covers training accents

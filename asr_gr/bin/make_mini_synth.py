@@ -14,8 +14,9 @@ from asr_gr.bin.common import main_guard
 from asr_gr.corpora.mini_synth import TINY_OPTIONS, make_corpus
 from asr_gr.utils import die, setup_logging
 
-SIZE_OPTIONS = ("num_train_spk", "num_dev_spk", "num_test_spk", "num_untranscribed_spk",
-                "utts_per_spk", "heldout_per_spk", "eval_utts_per_spk", "untranscribed_utts_per_spk")
+SIZE_OPTIONS = ("num_train_spk", "num_dev_spk", "num_test_spk", "num_probe_spk", "num_untranscribed_spk",
+                "utts_per_spk", "heldout_per_spk", "eval_utts_per_spk", "probe_utts_per_spk",
+                "untranscribed_utts_per_spk", "unseen_accent_test", "unseen_accent_untranscribed")
 
 
 @main_guard
@@ -29,16 +30,21 @@ def main(argv=None):
     ap.add_argument("--tiny", action="store_true", help="a tiny corpus for tests: "
                     + ", ".join(f"{k}={v}" for k, v in TINY_OPTIONS.items()) + " (options below override)")
     ap.add_argument("--num-train-spk", type=int, help="training speakers (default 72)")
-    ap.add_argument("--num-dev-spk", type=int, help="unseen dev speakers (default 3)")
-    ap.add_argument("--num-test-spk", type=int,
-                    help="unseen test speakers, the last with an accent training lacks (default 3)")
-    ap.add_argument("--num-untranscribed-spk", type=int, help="speakers of the untranscribed set (default 6)")
+    ap.add_argument("--num-dev-spk", type=int, help="unseen dev speakers (default 6)")
+    ap.add_argument("--num-test-spk", type=int, help="unseen test speakers (default 20)")
+    ap.add_argument("--num-probe-spk", type=int, help="unseen speakers of the probe set (default 24)")
+    ap.add_argument("--num-untranscribed-spk", type=int, help="speakers of the untranscribed set (default 72)")
+    ap.add_argument("--unseen-accent-test", type=int,
+                    help="test speakers with the accent training never hears (default 4)")
+    ap.add_argument("--unseen-accent-untranscribed", type=int,
+                    help="untranscribed speakers with the accent training never hears (default 6)")
     ap.add_argument("--utts-per-spk", type=int, help="training utterances per training speaker (default 14)")
     ap.add_argument("--heldout-per-spk", type=int,
                     help="train_heldout utterances per training speaker (default 2)")
     ap.add_argument("--eval-utts-per-spk", type=int, help="utterances per dev/test speaker (default 30)")
+    ap.add_argument("--probe-utts-per-spk", type=int, help="utterances per probe speaker (default 12)")
     ap.add_argument("--untranscribed-utts-per-spk", type=int,
-                    help="utterances per untranscribed speaker (default 30)")
+                    help="utterances per untranscribed speaker (default 10)")
     args = ap.parse_args(argv)
     setup_logging()
     options = dict(TINY_OPTIONS) if args.tiny else {}

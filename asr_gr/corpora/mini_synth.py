@@ -2,15 +2,16 @@
 
 Speakers are espeak voices: an English accent (a language file) x a voice variant x the speaker's own
 base pitch, pitch range and speaking rate. Every speaker has an (accent, variant) pair of its own, so
-dev/test and untranscribed speakers are unseen voices; one test speaker also has an accent that
-training never hears. Sentences come from a small English grammar; train, held-out, dev, test and
-untranscribed sentences are disjoint. Each utterance gets rate/pitch jitter, a random gain and
+dev, test, probe and untranscribed speakers are unseen voices; several test speakers (and some
+untranscribed ones) also have an accent that training never hears. The ``probe`` set's speakers serve
+the speaker probes (stage 6): many utterances of speakers the model never saw. Sentences come from a
+small English grammar; the sentences of the sets are disjoint. Each utterance gets rate/pitch jitter, a random gain and
 white-to-pink noise at 10-30 dB SNR, and is written as 16 kHz 16-bit mono WAV.
 
 Output::
 
     <out>/wav/<spk>/<utt>.wav   <out>/speakers.tsv   <out>/.done
-    <data>/{train,train_heldout,dev,test,untranscribed}/   Kaldi data dirs (no text in untranscribed)
+    <data>/{train,train_heldout,dev,test,probe,untranscribed}/   Kaldi data dirs (no text in untranscribed)
 
 The same seed gives byte-identical files, whatever ``nj``: each speaker is synthesised in order in a
 fresh worker process (espeak-ng carries state from one utterance to the next), and every random draw
@@ -39,21 +40,23 @@ from asr_gr.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 2  # bump when a change alters the generated audio or tables
+CORPUS_VERSION = 3  # bump when a change alters the generated audio or tables
 SAMPLE_RATE = 16000
-SETS = ("train", "train_heldout", "dev", "test", "untranscribed")
+SETS = ("train", "train_heldout", "dev", "test", "probe", "untranscribed")
 
 # espeak-ng voice names (files under espeak-ng-data/lang/gmw/); "en" is British English.
 TRAIN_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd",
                  "en-us-nyc")
-UNSEEN_ACCENT = "en-029"  # Caribbean: only ever spoken by the last test speaker
+UNSEEN_ACCENT = "en-029"  # Caribbean: never in training; the last test (and untranscribed) speakers have it
 # Human-like variants from espeak-ng-data/voices/!v (no robots, whispers, croaks or klatt voices).
-MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "paul", "robert", "Mike", "Gene")
-FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "linda", "belinda", "steph", "Andrea", "Annie")
+MALE_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "paul", "robert", "Mike", "Gene", "Lee",
+                 "ed", "travis", "max")
+FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "linda", "belinda", "steph", "Andrea", "Annie", "Alicia",
+                   "aunty", "anika", "grandma")
 
-TINY_OPTIONS = dict(num_train_spk=4, num_dev_spk=2, num_test_spk=2, num_untranscribed_spk=2,
-                    utts_per_spk=4, heldout_per_spk=1, eval_utts_per_spk=3,
-                    untranscribed_utts_per_spk=3)
+TINY_OPTIONS = dict(num_train_spk=4, num_dev_spk=2, num_test_spk=2, num_probe_spk=2, num_untranscribed_spk=2,
+                    utts_per_spk=4, heldout_per_spk=1, eval_utts_per_spk=3, probe_utts_per_spk=3,
+                    untranscribed_utts_per_spk=3, unseen_accent_test=1, unseen_accent_untranscribed=1)
 
 # Signal chain settings.
 RATE_WPM = (140, 200)        # a speaker's base rate, words per minute
@@ -293,7 +296,7 @@ def make_sentences(n: int, seed: int) -> list[str]:
 @dataclass(frozen=True)
 class Speaker:
     spk: str
-    set: str           # train, dev, test or untranscribed
+    set: str           # train, dev, test, probe or untranscribed
     accent: str        # espeak language voice
     variant: str       # espeak voice variant
     gender: str        # m or f, from the variant
@@ -306,52 +309,62 @@ class Speaker:
         return f"{self.accent}+{self.variant}"
 
 
-def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int,
-                  num_untranscribed: int) -> list[Speaker]:
-    """Speakers with distinct (accent, variant) pairs; genders alternate within each set.
+def plan_speakers(seed: int, num_train: int, num_dev: int, num_test: int, num_untranscribed: int,
+                  num_probe: int = 0, unseen_test: int = 1, unseen_untranscribed: int = 0) -> list[Speaker]:
+    """Speakers with distinct (accent, variant) pairs; genders alternate within each set while an
+    accent has unused variants of both.
 
-    Training cycles through the accents; dev, test and untranscribed speakers use accents that
-    training has, except the last test speaker, who gets UNSEEN_ACCENT. The dev, test and
-    untranscribed voices are drawn first, from a generator of their own, so they stay the same
-    whatever the number of training speakers: corpora of different sizes are scored on the same
-    unseen voices. Ids follow set order: training speakers first.
+    Training cycles through the accents; dev, test, probe and untranscribed speakers use accents that
+    training has, except the last ``unseen_test`` test speakers and the last ``unseen_untranscribed``
+    untranscribed speakers, who get UNSEEN_ACCENT. The unseen voices are drawn first, from a
+    generator of their own, so they stay the same whatever the number of training speakers: corpora
+    of different sizes are scored on the same unseen voices. Ids follow set order: training speakers
+    first, then dev, test, probe, untranscribed.
     """
     accents = [TRAIN_ACCENTS[i] for i in np.random.default_rng([seed, 1]).permutation(len(TRAIN_ACCENTS))]
     heard = accents[:min(num_train, len(accents))]
     used: set[tuple[str, str]] = set()
     variant_use = {v: 0 for v in MALE_VARIANTS + FEMALE_VARIANTS}
 
-    def variant_for(accent: str, gender: str, rng: np.random.Generator) -> str:
-        pool = [v for v in (MALE_VARIANTS if gender == "m" else FEMALE_VARIANTS) if (accent, v) not in used]
-        if not pool:
-            raise ValueError(f"too many speakers: no unused {gender} variant left for accent {accent}")
+    def variant_for(accent: str, gender: str, rng: np.random.Generator) -> tuple[str, str]:
+        """An unused variant of ``accent``, of ``gender`` while that gender has one left, else of the
+        other; returns (variant, gender)."""
+        for g in (gender, "f" if gender == "m" else "m"):
+            pool = [v for v in (MALE_VARIANTS if g == "m" else FEMALE_VARIANTS) if (accent, v) not in used]
+            if pool:
+                break
+        else:
+            raise ValueError(f"too many speakers: no unused variant left for accent {accent}")
         fewest = min(variant_use[v] for v in pool)
         pool = [v for v in pool if variant_use[v] == fewest]
         v = pool[int(rng.integers(len(pool)))]
         used.add((accent, v))
         variant_use[v] += 1
-        return v
+        return v, g
 
     eval_rng, train_rng = np.random.default_rng([seed, 2]), np.random.default_rng([seed, 3])
     eval_plan = []
-    for name, n in (("dev", num_dev), ("test", num_test), ("untranscribed", num_untranscribed)):
-        order = [heard[i] for i in eval_rng.permutation(len(heard))]
-        eval_plan += [(name, order[i % len(order)]) for i in range(n)]
-    if num_test:
-        eval_plan[num_dev + num_test - 1] = ("test", UNSEEN_ACCENT)
+    unseen = {"test": min(unseen_test, num_test), "untranscribed": min(unseen_untranscribed, num_untranscribed)}
+    order = [heard[i] for i in eval_rng.permutation(len(heard))]
+    cursor = 0  # one cycle through the heard accents across all unseen sets: every accent equally used
+    for name, n in (("dev", num_dev), ("test", num_test), ("probe", num_probe),
+                    ("untranscribed", num_untranscribed)):
+        k = unseen.get(name, 0)
+        eval_plan += [(name, order[(cursor + i) % len(order)]) for i in range(n - k)] + [(name, UNSEEN_ACCENT)] * k
+        cursor += n - k
     train_plan = [("train", accents[i % len(accents)]) for i in range(num_train)]
 
     drawn: dict[str, list[dict]] = {}
     for plan, rng in ((eval_plan, eval_rng), (train_plan, train_rng)):
         for name, accent in plan:
             k = len(drawn.setdefault(name, []))
-            gender = "mf"[(k + (name == "test")) % 2]
+            variant, gender = variant_for(accent, "mf"[(k + (name == "test")) % 2], rng)
             drawn[name].append(dict(
-                set=name, accent=accent, variant=variant_for(accent, gender, rng), gender=gender,
+                set=name, accent=accent, variant=variant, gender=gender,
                 pitch=int(rng.integers(PITCH[0], PITCH[1] + 1)),
                 pitch_range=int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1)),
                 rate=int(rng.integers(RATE_WPM[0], RATE_WPM[1] + 1))))
-    ordered = [f for name in ("train", "dev", "test", "untranscribed") for f in drawn.get(name, [])]
+    ordered = [f for name in ("train", "dev", "test", "probe", "untranscribed") for f in drawn.get(name, [])]
     return [Speaker(spk=f"s{i + 1:03d}", **f) for i, f in enumerate(ordered)]
 
 
@@ -438,13 +451,13 @@ def _worker_context():
 
 
 def plan_utterances(speakers: list[Speaker], seed: int, *, utts_per_spk: int, heldout_per_spk: int,
-                    eval_utts_per_spk: int, untranscribed_utts_per_spk: int
+                    eval_utts_per_spk: int, untranscribed_utts_per_spk: int, probe_utts_per_spk: int = 0
                     ) -> dict[str, list[Utterance]]:
     """Each speaker's utterances (training speakers: train then train_heldout), with sentences
     drawn without repetition from one pool, so no sentence is in two sets."""
     per_set = {"train": utts_per_spk, "train_heldout": heldout_per_spk, "dev": eval_utts_per_spk,
-               "test": eval_utts_per_spk, "untranscribed": untranscribed_utts_per_spk}
-    owners = {"train": "train", "train_heldout": "train", "dev": "dev", "test": "test",
+               "test": eval_utts_per_spk, "probe": probe_utts_per_spk, "untranscribed": untranscribed_utts_per_spk}
+    owners = {"train": "train", "train_heldout": "train", "dev": "dev", "test": "test", "probe": "probe",
               "untranscribed": "untranscribed"}
     counts = {s: per_set[s] * sum(sp.set == owners[s] for sp in speakers) for s in SETS}
     pool = iter(make_sentences(sum(counts.values()), seed))
@@ -483,9 +496,11 @@ def _remove_stale_wavs(wav_dir: Path, keep: set[Path]) -> None:
 
 
 def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk: int = 72,
-                num_dev_spk: int = 3, num_test_spk: int = 3, num_untranscribed_spk: int = 6,
-                utts_per_spk: int = 14, heldout_per_spk: int = 2, eval_utts_per_spk: int = 30,
-                untranscribed_utts_per_spk: int = 30) -> dict:
+                num_dev_spk: int = 6, num_test_spk: int = 20, num_probe_spk: int = 24,
+                num_untranscribed_spk: int = 72, utts_per_spk: int = 14, heldout_per_spk: int = 2,
+                eval_utts_per_spk: int = 30, probe_utts_per_spk: int = 12,
+                untranscribed_utts_per_spk: int = 10, unseen_accent_test: int = 4,
+                unseen_accent_untranscribed: int = 6) -> dict:
     """Generate mini_synth into ``out_dir`` (audio) and ``data_dir`` (Kaldi data dirs).
 
     ``utts_per_spk`` is the training utterances of each training speaker, who also says
@@ -500,7 +515,9 @@ def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk:
                   num_train_spk=num_train_spk, num_dev_spk=num_dev_spk, num_test_spk=num_test_spk,
                   num_untranscribed_spk=num_untranscribed_spk, utts_per_spk=utts_per_spk,
                   heldout_per_spk=heldout_per_spk, eval_utts_per_spk=eval_utts_per_spk,
-                  untranscribed_utts_per_spk=untranscribed_utts_per_spk)
+                  untranscribed_utts_per_spk=untranscribed_utts_per_spk, num_probe_spk=num_probe_spk,
+                  probe_utts_per_spk=probe_utts_per_spk, unseen_accent_test=unseen_accent_test,
+                  unseen_accent_untranscribed=unseen_accent_untranscribed)
     done = out / ".done"
     if done.exists():
         record = json.loads(done.read_text(encoding="utf-8"))
@@ -509,10 +526,12 @@ def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk:
             return record["summary"]
         done.unlink()
 
-    speakers = plan_speakers(seed, num_train_spk, num_dev_spk, num_test_spk, num_untranscribed_spk)
+    speakers = plan_speakers(seed, num_train_spk, num_dev_spk, num_test_spk, num_untranscribed_spk,
+                             num_probe_spk, unseen_accent_test, unseen_accent_untranscribed)
     plan = plan_utterances(speakers, seed, utts_per_spk=utts_per_spk, heldout_per_spk=heldout_per_spk,
                            eval_utts_per_spk=eval_utts_per_spk,
-                           untranscribed_utts_per_spk=untranscribed_utts_per_spk)
+                           untranscribed_utts_per_spk=untranscribed_utts_per_spk,
+                           probe_utts_per_spk=probe_utts_per_spk)
     wav_dir = out / "wav"
     wav_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(seed, sp, plan[sp.spk], str(wav_dir)) for sp in speakers]

@@ -30,7 +30,7 @@ done
 recipe=(./asr.sh
   --train-config conf/train.yaml
   --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout
-  --extra-sets untranscribed
+  --extra-sets "untranscribed probe" --probe-sets "probe train_heldout"
   --data-prep-opts "${corpus_opts}")
 
 if [ -n "${grid}" ]; then
