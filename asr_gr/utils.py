@@ -29,6 +29,10 @@ class ConfigError(ValueError):
     """A problem with a configuration value: the message names the key and reason."""
 
 
+class LockedError(RuntimeError):
+    """Another process is writing the same output dir (see asr_gr.lock); the message names it."""
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. too many non-finite steps); the message says why."""
 
@@ -36,7 +40,11 @@ class TrainingError(RuntimeError):
 def text_lines(path):
     """Yield ``(line number, line)`` for the non-blank lines of a UTF-8 text file (CR/LF endings
     stripped); bytes that are not UTF-8 raise DataError naming the line."""
-    for lineno, raw in enumerate(Path(path).read_bytes().split(b"\n"), 1):
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise DataError(path, 1, "starts with a UTF-8 byte-order mark (BOM, bytes EF BB BF); save the file "
+                        "without it")
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
         try:
             line = raw.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as e:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import functools
 import sys
 
-from asr_gr.utils import ConfigError, DataError, TrainingError
+from asr_gr.utils import ConfigError, DataError, LockedError, TrainingError
 
 
 def main_guard(fn):
-    """Run ``fn``; a DataError/ConfigError/TrainingError prints ``ERROR: <file:line: reason>`` and exits 1.
+    """Run ``fn``; a DataError/ConfigError/TrainingError/LockedError prints ``ERROR: <file:line: reason>`` and exits 1.
     So does an error of the file system (a directory that cannot be written, a full disk, a path that
     is a file): ``ERROR: <path>: <reason>``; outputs are written atomically, so nothing is half-done."""
 
@@ -17,7 +17,7 @@ def main_guard(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (DataError, ConfigError, TrainingError) as e:
+        except (DataError, ConfigError, TrainingError, LockedError) as e:
             print(f"ERROR: {e}", file=sys.stderr)
             sys.exit(1)
         except OSError as e:

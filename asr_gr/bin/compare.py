@@ -15,6 +15,7 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.score.significance import compare_systems, load_system, markdown, plot_per_spk
+from asr_gr.score.wer import check_comparable
 from asr_gr.utils import DataError, atomic_write_text
 
 
@@ -30,7 +31,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if len(args.exp_dirs) < 2:
         raise DataError("command line", None, "compare needs at least two exp dirs")
-    systems, extra = [], {}
+    systems, extra, scored = [], {}, {}
     for d in args.exp_dirs:
         sd = Path(d) / f"decode_{args.set}" / "score"
         name = Path(d).name
@@ -38,6 +39,8 @@ def main(argv=None):
         res = sd / "result.json"
         if res.exists():
             extra[name] = json.loads(res.read_text(encoding="utf-8"))
+            scored[name] = (res, extra[name])
+    check_comparable(scored, "one comparison")
     pairs = compare_systems(systems, args.num_samples, args.seed)
     md = markdown(systems, pairs, test_set=args.set, num_samples=args.num_samples, extra=extra)
     out = Path(args.out)

@@ -20,6 +20,7 @@ from asr_gr.bin.common import main_guard
 from asr_gr.data.kaldi_dir import validate_data_dir
 from asr_gr.features.cmvn import write_global_cmvn
 from asr_gr.features.fbank import FbankConfig, compute_fbank_dir
+from asr_gr.lock import dir_lock
 from asr_gr.utils import ConfigError, atomic_path, setup_logging
 
 COPIED = ("text", "utt2spk", "spk2utt", "spk2gender", "utt2spkid", "utt2dur")
@@ -70,6 +71,11 @@ def main(argv=None):
             print(f"ERROR: {e}", file=sys.stderr)
         sys.exit(1)
     out = Path(args.out_dir)
+    with dir_lock(out, "dump dir"):
+        _extract(args, out)
+
+
+def _extract(args, out):
     data_dir = Path(args.data_dir)
     if args.speed_perturb.strip():
         from asr_gr.features.perturb import speed_perturb_data_dir

@@ -22,6 +22,7 @@ import torch
 
 from asr_gr.bin.common import main_guard
 from asr_gr.decode.runner import DecodeOptions, _build_dataset, decode_dir
+from asr_gr.lock import dir_lock
 from asr_gr.train.restore import load_trained, untranscribed_classes
 from asr_gr.train.trainer import speaker_accuracy
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
@@ -61,8 +62,13 @@ def main(argv=None):
                          lm_weight=args.lm_weight, word_bonus=args.word_bonus, batch_frames=args.batch_frames,
                          num_threads=args.num_threads,
                          dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
-    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj)
     out = Path(args.out_dir)
+    with dir_lock(out, "decode dir"):
+        _decode(args, opts, out)
+
+
+def _decode(args, opts, out):
+    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj)
     msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
     model, cfg, _, spk2id = load_trained(args.exp_dir, args.checkpoint)
     if model.aux_head is not None:

@@ -17,6 +17,7 @@ import argparse
 
 from asr_gr.bin.common import main_guard
 from asr_gr.features.reuse import import_feats_dir
+from asr_gr.lock import dir_lock
 from asr_gr.utils import setup_logging
 
 
@@ -30,7 +31,8 @@ def main(argv=None):
     ap.add_argument("--dim", type=int, help="expected feature dimension (default: the first utterance's)")
     args = ap.parse_args(argv)
     setup_logging()
-    s = import_feats_dir(args.data_dir, args.out_dir, cmvn=args.cmvn, path_root=args.path_root, dim=args.dim)
+    with dir_lock(args.out_dir, "dump dir"):
+        s = import_feats_dir(args.data_dir, args.out_dir, cmvn=args.cmvn, path_root=args.path_root, dim=args.dim)
     print(f"imported {s['utts']} utterances ({s['frames']} frames, dim {s['dim']}) to {args.out_dir}; "
           f"CMVN: {s['cmvn']}")
 

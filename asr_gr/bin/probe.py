@@ -18,6 +18,7 @@ from asr_gr.analysis.probe import ProbeRow, plot_probe_curves, probe
 from asr_gr.bin.common import main_guard
 from asr_gr.data.dataset import FeatureDataset
 from asr_gr.features.cmvn import CMVN
+from asr_gr.lock import dir_lock
 from asr_gr.train.restore import load_trained
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
@@ -59,6 +60,11 @@ def main(argv=None):
         return
     if not args.exp_dir or not args.data_dir:
         ap.error("--exp-dir and at least one --data-dir are needed (or --overlay)")
+    with dir_lock(Path(args.exp_dir) / "probe", "probe dir"):
+        _probe(args)
+
+
+def _probe(args):
     model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint)
     cmvn = CMVN.from_file(cfg["cmvn"])
     sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))

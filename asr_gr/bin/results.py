@@ -14,9 +14,11 @@ import argparse
 import json
 from pathlib import Path
 
+from asr_gr.bin.common import main_guard
 from asr_gr.config import load_yaml
 from asr_gr.models.speaker import encoder_grad_scale
 from asr_gr.score.significance import load_system, wer_interval
+from asr_gr.score.wer import check_comparable
 from asr_gr.utils import atomic_write_text
 
 
@@ -25,12 +27,14 @@ def _json(path: Path):
 
 
 def collect(exp_root, test_set: str, heldout_set: str | None) -> list[dict]:
-    rows = []
+    rows, scored = [], {}
     for exp in sorted(p.parent for p in Path(exp_root).glob("*/config.yaml")):
         cfg = load_yaml(exp / "config.yaml")
-        res = _json(exp / f"decode_{test_set}" / "score" / "result.json")
+        res_path = exp / f"decode_{test_set}" / "score" / "result.json"
+        res = _json(res_path)
         if res is None:
             continue
+        scored[exp.name] = (res_path, res)
         acc = _json(exp / f"decode_{heldout_set}" / "spk_acc.json") if heldout_set else None
         train = _json(exp / "train_summary.json") or {}
         aux_conf = cfg.get("aux_conf") or {}
@@ -44,6 +48,7 @@ def collect(exp_root, test_set: str, heldout_set: str | None) -> list[dict]:
             "acc_spk": acc["acc_spk"] if acc else None, "chance": acc["chance"] if acc else None,
             "epochs": train.get("epochs"), "train_seconds": train.get("train_seconds"),
         })
+    check_comparable(scored, f"the RESULTS table of '{test_set}'")
     return rows
 
 
@@ -78,9 +83,11 @@ def dataset_tables(exp_root) -> str:
             res = _json(res_path)
             if not res or "word" not in res:
                 continue
-            sets.setdefault(res_path.parent.parent.name[len("decode_"):], []).append((exp.name, res))
+            sets.setdefault(res_path.parent.parent.name[len("decode_"):], []).append((exp.name, res, res_path))
     out = []
     for s in sorted(sets):
+        check_comparable({name: (path, res) for name, res, path in sets[s]}, f"the RESULTS table of '{s}'")
+        sets[s] = [(name, res) for name, res, _ in sets[s]]
         out += ["", f"## {s}", ""]
         for unit, title in (("word", "WER"), ("char", "CER")):
             out += [f"### {title}", "", "| system | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err |",
@@ -98,6 +105,7 @@ def dataset_tables(exp_root) -> str:
     return "\n".join(out).rstrip("\n") + "\n" if out else ""
 
 
+@main_guard
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp-root", default="exp")

@@ -12,11 +12,12 @@ utt2spkid, else utt2spk of --ref-dir.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.data.kaldi_dir import read_table, read_text_file, speaker_labels
-from asr_gr.score.wer import score, write_reports
+from asr_gr.score.wer import missing_text, score, write_reports
 from asr_gr.utils import DataError
 
 
@@ -38,14 +39,20 @@ def main(argv=None):
         names = getattr(tok, "tokens", None)
         tokenize = (lambda t: [names[i] for i in tok.encode(t)]) if names else (lambda t: [str(i) for i in tok.encode(t)])
     refs = read_text_file(Path(args.ref_dir) / "text")
+    if not refs:
+        raise DataError(Path(args.ref_dir) / "text", None, "no utterances: there is nothing to score")
     hyps = read_table(args.hyp, allow_empty_value=True)
+    if not hyps:
+        raise DataError(args.hyp, None, f"no hypotheses (the {len(refs)} utterances of {args.ref_dir} were "
+                        f"not decoded?)")
     extra = sorted(set(hyps) - set(refs))
     if extra:
         raise DataError(args.hyp, None, f"utterance '{extra[0]}' has no reference in {args.ref_dir}/text")
     utt2spk = speaker_labels(args.ref_dir, refs)
-    summary = write_reports(score(refs, hyps, utt2spk, lowercase=args.lowercase,
-                                  remove_punct=args.remove_punct, tokenize=tokenize), args.out_dir,
-                            title=f"hyp: {args.hyp}  ref: {Path(args.ref_dir) / 'text'}")
+    rep = score(refs, hyps, utt2spk, lowercase=args.lowercase, remove_punct=args.remove_punct, tokenize=tokenize)
+    if rep.missing:
+        print(f"WARNING: {args.hyp}: {missing_text(rep.missing, len(refs))}", file=sys.stderr)
+    summary = write_reports(rep, args.out_dir, title=f"hyp: {args.hyp}  ref: {Path(args.ref_dir) / 'text'}")
     print(f"%WER {summary['wer']:.2f}  %CER {summary['cer']:.2f}  ({summary['num_utts']} utterances, "
           f"{summary['num_spk']} speakers) -> {Path(args.out_dir) / 'result.txt'}")
 

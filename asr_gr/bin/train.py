@@ -12,12 +12,16 @@ EXP/config.yaml. A rerun of the same command resumes from EXP/checkpoint.pt.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.config import resolve
+from asr_gr.features.cmvn import CMVN
+from asr_gr.lock import dir_lock
+from asr_gr.train.checks import check_model_config, validate_config
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
 from asr_gr.utils import setup_logging
 
@@ -47,8 +51,16 @@ def main(argv=None):
     if args.ngpu is not None:
         overrides.append((["ngpu"], args.ngpu))
     config = resolve(TRAIN_DEFAULTS, args.config, overrides)
+    # Values checked for meaning, and the model built once on the meta device, before the exp dir exists.
+    validate_config(config)
+    check_model_config(config, CMVN.from_file(args.cmvn).dim)
     exp = Path(args.exp_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
+    with dir_lock(exp, "exp dir") if main_rank else contextlib.nullcontext():
+        _train(args, config, exp, main_rank)
+
+
+def _train(args, config, exp, main_rank):
     setup_logging(exp / "train.log" if main_rank else None, logging.INFO if main_rank else logging.WARNING)
     trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
                       heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,

@@ -51,6 +51,19 @@ class FeatureDataset(torch.utils.data.Dataset):
                     raise DataError(d / "utt2spk", table_line_numbers(d / "utt2spk").get(utt),
                                     f"speaker '{self.spk_label[utt]}' of '{utt}' was not seen in training")
 
+    @staticmethod
+    def first_dim(dump_dir) -> int | None:
+        """Feature dimension of the first utterance of a dump dir (None when it has none)."""
+        scp = Path(dump_dir) / "feats.scp"
+        table = read_table(scp)
+        if not table:
+            return None
+        utt, entry = next(iter(table.items()))
+        try:
+            return int(kaldiio.load_mat(entry).shape[1])
+        except Exception as e:
+            raise DataError(scp, 1, f"cannot read features of '{utt}': {e}") from None
+
     def _lengths(self, d: Path) -> list[int]:
         u2n = d / "utt2num_frames"
         if u2n.exists():
@@ -80,6 +93,12 @@ class FeatureDataset(torch.utils.data.Dataset):
             raise DataError(self.dir / "feats.scp", lines.get(utt),
                             f"features of '{utt}' have dimension {feats.shape[1]}; the model expects "
                             f"{self.input_dim}")
+        cmvn_dim = getattr(self.cmvn, "dim", None)
+        if cmvn_dim is not None and cmvn_dim != feats.shape[1]:
+            raise DataError(getattr(self.cmvn, "path", "CMVN stats"), None,
+                            f"CMVN stats have dimension {cmvn_dim}, but the features of '{utt}' "
+                            f"({self.dir / 'feats.scp'}) have {feats.shape[1]}; use the cmvn.ark made from "
+                            f"these features")
         if self.cmvn is not None:
             feats = self.cmvn(feats)
         if self.utt_cmn:  # per-utterance mean removal (gain and channel), after the global CMVN

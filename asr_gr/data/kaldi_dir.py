@@ -28,6 +28,7 @@ def read_table(path, *, allow_empty_value: bool = False) -> "OrderedDict[str, st
     except FileNotFoundError:
         raise DataError(path, None, "file does not exist") from None
     out: "OrderedDict[str, str]" = OrderedDict()
+    check_no_bom(path, raw)
     blines = raw.split(b"\n")
     if blines and blines[-1] == b"":
         blines.pop()  # the newline that ends the last line
@@ -48,6 +49,14 @@ def read_table(path, *, allow_empty_value: bool = False) -> "OrderedDict[str, st
             raise DataError(path, lineno, f"duplicate key '{key}'")
         out[key] = value
     return out
+
+
+def check_no_bom(path, raw: bytes) -> None:
+    """A UTF-8 byte-order mark would glue itself to the first key (which then matches nothing in the
+    other files): name it instead."""
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raise DataError(path, 1, "starts with a UTF-8 byte-order mark (BOM, bytes EF BB BF); save the file "
+                        "without it, e.g. sed -i '1s/^\\xEF\\xBB\\xBF//' FILE")
 
 
 def table_line_numbers(path) -> dict[str, int]:
@@ -223,8 +232,11 @@ def _check_utt2spkid(d: Path, utt2spk, utt2spkid) -> list[str]:
 
 
 def read_text_file(path) -> "OrderedDict[str, str]":
-    """Read a Kaldi ``text`` file: every transcript must be non-empty."""
+    """Read a Kaldi ``text`` file: every transcript must be non-empty. Whitespace inside a transcript
+    (TABs, runs of spaces) becomes one space: words are what the file separates, as Kaldi reads it."""
     table = read_table(path, allow_empty_value=True)
+    for utt, txt in table.items():
+        table[utt] = " ".join(txt.split())
     lines = None
     for utt, txt in table.items():
         if not txt.strip():

@@ -106,6 +106,8 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> 
     if not scp.exists():
         raise DataError(scp, None, "feats.scp does not exist (has stage 2 finished?)")
     all_utts = list(read_table(scp))
+    if not all_utts:
+        raise DataError(scp, None, "no utterances: there is nothing to decode")
     missing = [u for u in opts.dump_utts if u not in set(all_utts)]
     if missing:
         raise DataError(scp, None, f"utterance '{missing[0]}' of the --dump-layers list is not in the set")

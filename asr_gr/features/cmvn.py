@@ -136,10 +136,13 @@ class CMVN:
         var = stats[1, :-1] / count - (stats[0, :-1] / count) ** 2
         self.scale = (1.0 / np.sqrt(np.maximum(var, 1e-10))).astype(np.float32) if norm_vars else None
         self.dim = stats.shape[1] - 1
+        self.path = "CMVN stats"  # named in errors; from_file sets the file
 
     @classmethod
     def from_file(cls, path, norm_vars: bool = True) -> "CMVN":
-        return cls(load_cmvn(path), norm_vars)
+        cmvn = cls(load_cmvn(path), norm_vars)
+        cmvn.path = str(path)
+        return cmvn
 
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         out = feats - self.mean

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import statistics
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import jiwer
 
-from asr_gr.utils import atomic_write_text
+from asr_gr.utils import DataError, atomic_write_text
 
 
 @dataclass
@@ -78,6 +79,7 @@ class ScoreReport:
     utt_counts: dict = field(default_factory=dict)  # utt -> {unit: Counts}
     utt2spk: dict = field(default_factory=dict)
     normalization: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)  # reference utterances without a hypothesis
 
 
 def score(refs: dict, hyps: dict, utt2spk: dict, *, lowercase: bool = False, remove_punct: bool = False,
@@ -91,6 +93,7 @@ def score(refs: dict, hyps: dict, utt2spk: dict, *, lowercase: bool = False, rem
     for unit in units:
         rep.total[unit] = Counts()
         rep.per_spk[unit] = {}
+    rep.missing = sorted(set(refs) - set(hyps))
     for utt in sorted(refs):
         ref = normalize(refs[utt], lowercase=lowercase, remove_punct=remove_punct)
         hyp = normalize(hyps.get(utt, ""), lowercase=lowercase, remove_punct=remove_punct)
@@ -191,6 +194,37 @@ def _alignment_lines(ref: str, hyp: str, out) -> tuple[str, str, str]:
     return fmt(0), fmt(1), fmt(2)
 
 
+def reference_id(refs: dict) -> str:
+    """A short fingerprint of the scored utterance list and its (normalised) references: systems may
+    share a table only if theirs are equal."""
+    h = hashlib.sha256()
+    for utt in sorted(refs):
+        h.update(f"{utt}\t{refs[utt]}\n".encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def missing_text(missing: list, total: int) -> str:
+    shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
+    return (f"{len(missing)} of {total} reference utterances have no hypothesis ({shown}); they are "
+            f"scored as deletions")
+
+
+def check_comparable(results: dict, what: str) -> None:
+    """``results``: {label: (result.json path, its dict)}. Raise DataError unless all were scored on the
+    same utterance list against the same references (``ref_id``; older files: the utterance count)."""
+    items = list(results.items())
+    for label, (path, res) in items[1:]:
+        label0, (path0, res0) = items[0]
+        key = "ref_id" if "ref_id" in res and "ref_id" in res0 else "num_utts"
+        if res.get(key) != res0.get(key):
+            detail = (f"{res0.get('num_utts')} vs {res.get('num_utts')} utterances"
+                      if res0.get("num_utts") != res.get("num_utts") else "the same number of utterances "
+                      "but different utterances or references")
+            raise DataError(path, None, f"cannot put '{label}' beside '{label0}' ({path0}) in {what}: they were "
+                            f"scored on different utterance lists or references ({detail}); rescore both "
+                            f"against the same reference dir (stage 5)")
+
+
 def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
     """Write result.txt (summary + per-speaker WER and CER tables), per_spk.txt, per_utt.txt and
     result.json. Returns the summary dict."""
@@ -198,7 +232,8 @@ def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
     w, c = rep.total["word"], rep.total["char"]
     summary = {"wer": round(w.rate(w.err), 2), "cer": round(c.rate(c.err), 2), "word": w.as_dict(),
                "char": c.as_dict(), "num_utts": w.snt, "num_spk": len(rep.per_spk["word"]),
-               "normalization": dict(rep.normalization)}
+               "normalization": dict(rep.normalization), "missing_hyps": len(rep.missing),
+               "ref_id": reference_id({u: v[0] for u, v in rep.per_utt.items()})}
     if "token" in rep.total:
         t = rep.total["token"]
         summary["ter"] = round(t.rate(t.err), 2)
@@ -214,7 +249,8 @@ def write_reports(rep: ScoreReport, out_dir, *, title: str = "") -> dict:
         f"%WER {w.rate(w.err):.2f} [ {w.err} / {w.ref}, {w.ins} ins, {w.dele} del, {w.sub} sub ]\n"
         f"%CER {c.rate(c.err):.2f} [ {c.err} / {c.ref}, {c.ins} ins, {c.dele} del, {c.sub} sub ]\n"
         + ter_line + f"%SER {100.0 * w.snt_err / max(1, w.snt):.2f} [ {w.snt_err} / {w.snt} ]\n"
-        f"Scored {w.snt} sentences, {len(rep.per_spk['word'])} speakers\n\n")
+        f"Scored {w.snt} sentences, {len(rep.per_spk['word'])} speakers\n"
+        + (f"{missing_text(rep.missing, w.snt)}\n" if rep.missing else "") + "\n")
     wer_table = _table(rep.per_spk["word"], w, "WER")
     cer_table = _table(rep.per_spk["char"], c, "CER")
     atomic_write_text(out_dir / "result.txt", head + wer_table + "\n" + cer_table)

@@ -12,7 +12,7 @@ BLANK, UNK, SPACE = "<blank>", "<unk>", "<space>"
 
 def build_char_list(texts, min_count: int = 1) -> list[str]:
     """Token list for the characters of ``texts``: <blank>, <unk>, <space>, then chars in C order."""
-    counts = Counter(ch for t in texts for ch in t if ch != " ")
+    counts = Counter(ch for t in texts for ch in t if not ch.isspace())  # encode() maps whitespace to <space>
     chars = sorted(c for c, n in counts.items() if n >= min_count)
     return [BLANK, UNK, SPACE] + chars
 

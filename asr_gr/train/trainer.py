@@ -22,6 +22,7 @@ from asr_gr.features.specaug import spec_augment
 from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.train.average import average_state_dicts, best_epochs
+from asr_gr.train.checks import filter_unalignable, unalignable, validate_config
 from asr_gr.train.curves import plot_curves, read_metrics
 from asr_gr.train.distributed import DistInfo
 from asr_gr.train.restore import UNTRANSCRIBED_SPK_LIST
@@ -56,6 +57,7 @@ TRAIN_DEFAULTS = {
     "nbest_average": 0,  # at the end, average the N best epochs into avg<N>.pt (0: off)
     "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
     "max_bad_steps": 20,  # steps with a non-finite loss/gradient are skipped; stop after this many
+    "ctc_unalignable": "skip",  # training utterances too short for their transcript: skip (warned) | error
 }
 
 
@@ -101,6 +103,7 @@ def load_checkpoint(path) -> dict:
 class Trainer:
     def __init__(self, config: dict, exp_dir, *, train_dir, valid_dir, token_list, cmvn_path,
                  heldout_dir=None, untranscribed_dir=None, progress: bool = True):
+        validate_config(config)
         self.config, self.exp = config, Path(exp_dir)
         self.dist = DistInfo.from_env(config["ngpu"])
         self.device = self.dist.device
@@ -110,8 +113,10 @@ class Trainer:
             torch.set_num_threads(config["num_threads"])
         self.tokenizer = load_tokenizer(token_list)
         cmvn = CMVN.from_file(cmvn_path)
-        self.input_dim = cmvn.dim
-        common = {"cmvn": cmvn, "input_dim": cmvn.dim, "utt_cmn": config["utt_cmn"]}
+        # The model's input size is the features' (a CMVN file of another size is then named as the
+        # culprit when the first utterance is normalised, not the features).
+        self.input_dim = FeatureDataset.first_dim(train_dir) or cmvn.dim
+        common = {"cmvn": cmvn, "input_dim": self.input_dim, "utt_cmn": config["utt_cmn"]}
         self.train_set = FeatureDataset(train_dir, encode=self.tokenizer.encode, **common)
         speakers = set(self.train_set.spk_label.values())
         untranscribed = None
@@ -138,6 +143,16 @@ class Trainer:
         random.seed(config["seed"])
         self.model = build_model(config, self.input_dim, len(self.tokenizer), len(self.spk2id)).to(self.device)
         self.net = self.dist.wrap(self.model)  # DistributedDataParallel when launched by torchrun
+        # CTC cannot align a transcript longer than its subsampled frames (F.ctc_loss's zero_infinity
+        # would silently zero those losses): skip them with a warning, or stop (ctc_unalignable: error).
+        self.skipped_unalignable = filter_unalignable(self.train_set, self.model.encoder,
+                                                      config["ctc_unalignable"], train_dir)
+        bad_valid = unalignable(self.model.encoder, self.valid_set.lengths,
+                                [self.valid_set.targets[u] for u in self.valid_set.utts])
+        if bad_valid:
+            log.warning("%d of %d utterances of %s cannot be aligned by CTC (e.g. %s: %d tokens, %d frames); "
+                        "they add 0 to valid_loss_ctc", len(bad_valid), len(self.valid_set), valid_dir,
+                        self.valid_set.utts[bad_valid[0][0]], bad_valid[0][1], bad_valid[0][2])
         if untranscribed is not None:
             untranscribed.spk2id = self.spk2id
             self.batch_source = torch.utils.data.ConcatDataset([self.train_set, untranscribed])
@@ -323,6 +338,11 @@ class Trainer:
             log.info("training already finished (%d epochs); nothing to do", self.epoch)
         while self.epoch < self.config["max_epochs"]:
             stats = self.train_epoch()
+            if self.step == 0:  # no update at all: the "model" is its random initialisation
+                raise TrainingError(
+                    f"epoch {self.epoch + 1}: none of {self.steps_per_epoch} steps could be taken ("
+                    f"{self.bad_steps} non-finite loss or gradient); no checkpoint is written. Check the "
+                    f"config's lr and aux_conf values, and the data")
             self.epoch += 1
             self.batch_in_epoch, self.epoch_sums = 0, {}
             stats.update(self.validate())

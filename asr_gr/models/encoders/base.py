@@ -41,5 +41,10 @@ class Encoder(nn.Module):
     def output_dim(self) -> int:
         return self.layer_dims[-1]
 
+    def output_lengths(self, lens: torch.Tensor) -> torch.Tensor:
+        """Output frames for ``lens`` input frames, by length arithmetic alone (no forward pass): the
+        subsampling front end's, where the encoder has one (``self.front``)."""
+        return self.front.out_lens(lens)
+
     def forward(self, feats: torch.Tensor, lens: torch.Tensor):  # pragma: no cover - interface
         raise NotImplementedError

@@ -55,6 +55,11 @@ class ConvGLUEncoder(Encoder):
         self.blocks = nn.ModuleList(blocks)
         self.layer_dims = channels
 
+    def output_lengths(self, lens):
+        for block in self.blocks:
+            lens = block.out_lens(lens)
+        return lens
+
     def forward(self, feats, lens):
         x = zero_padding(feats, lens).transpose(1, 2)
         layers = []

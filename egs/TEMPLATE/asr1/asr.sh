@@ -60,6 +60,11 @@ fi
 tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
   if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1${untranscribed_set:+_semi}"; fi
 }
+dump_done() {  # dump dir $1 of data dir $2 is done: .done newer than the data dir, every ark of feats.scp there
+  [ -f $1/.done ] && [ -f $1/feats.scp ] && [ -z "$(find $2 -maxdepth 1 -type f -newer $1/.done)" ] || return 1
+  local lost; lost=$(awk '{sub(/:[0-9]+$/, "", $2); print $2}' $1/feats.scp | sort -u | while read -r f; do [ -f "$f" ] || echo "$f"; done)
+  [ -z "${lost}" ] || { log "$1/.done, but $(echo ${lost} | wc -w) ark(s) that feats.scp names are missing (e.g. $(echo ${lost} | cut -d' ' -f1)); redoing"; return 1; }
+}
 feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${untranscribed_set} ${extra_sets}"
 feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
@@ -76,8 +81,8 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "stage 2: features (--feats-type ${feats_type}) and the token list"
   case ${feats_type} in fbank|extracted) ;; *) log "ERROR: --feats-type must be fbank or extracted, got '${feats_type}'"; exit 1;; esac
   for s in ${feat_sets}; do
-    # Done, unless the data dir changed since (e.g. stage 1 was rerun with other options).
-    if [ -f dump/fbank/${s}/.done ] && [ -z "$(find data/${s} -maxdepth 1 -type f -newer dump/fbank/${s}/.done)" ]; then
+    # Done, unless the data dir changed since (e.g. stage 1 was rerun with other options) or an ark is gone.
+    if dump_done dump/fbank/${s} data/${s}; then
       log "dump/fbank/${s} is done; skipping"; continue
     fi
     if [ "${feats_type}" = extracted ]; then  # validate and reuse data/<set>/feats.scp; global cmvn.ark
