@@ -2,7 +2,9 @@
 
 import json
 import os
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
@@ -64,3 +66,45 @@ def test_sentencepiece_tokens_through_the_recipe(recipe):
     cfg = (recipe / "exp" / "tiny_bpe" / "config.yaml").read_text()
     assert "bpe40/bpe.model" in cfg
     assert "%WER" in (recipe / "exp" / "tiny_bpe" / "decode_test" / "score" / "result.txt").read_text()
+
+
+def _start(recipe, *args):
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "1",
+                             *args], cwd=recipe, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_trainings_of_one_exp_dir_at_once_one_refuses(recipe):
+    """Two ./run.sh --stage 3 of one tag used to both exit 0, leaving a mixture (config of one, best.pt
+    of the other, every epoch twice in metrics.jsonl). Now the second refuses, naming the first."""
+    import torch
+
+    args = ("--stage", "3", "--stop-stage", "3", "--aux", "none", "--tag", "tiny_twice",
+            "--train-opts", "--set max_epochs=3")
+    procs = [_start(recipe, *args) for _ in range(2)]
+    outs = [(p.wait(), *p.communicate()) for p in procs]
+    rcs = sorted(o[0] for o in outs)
+    assert rcs[0] == 0 and rcs[1] != 0, [o[2][-1500:] for o in outs]
+    loser = next(o for o in outs if o[0] != 0)
+    assert re.search(r"ERROR: exp/tiny_twice: exp dir is in use by pid \d+ on host .*, started", loser[2]), loser[2]
+    exp = recipe / "exp" / "tiny_twice"
+    epochs = [json.loads(ln)["epoch"] for ln in (exp / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    best = torch.load(exp / "best.pt", weights_only=True)
+    same = [e for e in (1, 2, 3) if all(torch.equal(best[k], v) for k, v in
+                                        torch.load(exp / f"epoch{e}.pt", weights_only=True).items())]
+    assert len(same) == 1
+    assert not (exp / ".lock").exists()
+
+
+def test_stage2_done_marker_checks_its_arks(recipe):
+    """A deleted ark part used to be 'done; skipping'; now the set is redone."""
+    scp = recipe / "dump" / "fbank" / "test" / "feats.scp"
+    ark = Path(scp.read_text().split()[1].rsplit(":", 1)[0])
+    if not ark.is_absolute():
+        ark = recipe / ark
+    ark.unlink()
+    p = _run(recipe, "--stage", "2", "--stop-stage", "2")
+    assert re.search(r"dump/fbank/test/\.done, but 1 ark\(s\) that feats\.scp names are missing", p.stderr), p.stderr
+    assert "dump/fbank/train is done; skipping" in p.stderr
+    assert ark.exists()

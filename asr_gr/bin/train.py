@@ -19,9 +19,8 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.config import resolve
-from asr_gr.features.cmvn import CMVN
 from asr_gr.lock import dir_lock
-from asr_gr.train.checks import check_model_config, validate_config
+from asr_gr.train.checks import check_inputs, check_model_config, validate_config
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
 from asr_gr.utils import setup_logging
 
@@ -53,7 +52,7 @@ def main(argv=None):
     config = resolve(TRAIN_DEFAULTS, args.config, overrides)
     # Values checked for meaning, and the model built once on the meta device, before the exp dir exists.
     validate_config(config)
-    check_model_config(config, CMVN.from_file(args.cmvn).dim)
+    check_model_config(config, check_inputs(args.cmvn, args.train_dir))
     exp = Path(args.exp_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     with dir_lock(exp, "exp dir") if main_rank else contextlib.nullcontext():

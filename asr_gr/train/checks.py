@@ -84,6 +84,20 @@ def check_model_config(cfg: dict, input_dim: int) -> None:
         build_model(cfg, input_dim, vocab_size=4, num_speakers=max(2, int(cfg.get("num_speakers") or 2)))
 
 
+def check_inputs(cmvn_path, train_dir) -> int:
+    """The features' dimension (the model's input size), after checking that the CMVN stats have it
+    too: a cmvn.ark of another set or front end is named as the culprit, not the features."""
+    from asr_gr.data.dataset import FeatureDataset
+    from asr_gr.features.cmvn import CMVN
+
+    cmvn = CMVN.from_file(cmvn_path)
+    dim = FeatureDataset.first_dim(train_dir) or cmvn.dim
+    if cmvn.dim != dim:
+        raise DataError(cmvn_path, None, f"CMVN stats have dimension {cmvn.dim}, but the features of "
+                        f"{train_dir} have {dim}; use the cmvn.ark made from these features")
+    return dim
+
+
 def ctc_frames_needed(ids: list[int]) -> int:
     """Fewest output frames a CTC alignment of ``ids`` needs: one per token, plus a blank between
     each pair of equal neighbours."""
