@@ -62,8 +62,11 @@ tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
 }
 dump_done() {  # dump dir $1 of data dir $2 is done: .done newer than the data dir, every ark of feats.scp there
   [ -f $1/.done ] && [ -f $1/feats.scp ] && [ -z "$(find $2 -maxdepth 1 -type f -newer $1/.done)" ] || return 1
-  local lost; lost=$(awk '{sub(/:[0-9]+$/, "", $2); print $2}' $1/feats.scp | sort -u | while read -r f; do [ -f "$f" ] || echo "$f"; done)
-  [ -z "${lost}" ] || { log "$1/.done, but $(echo ${lost} | wc -w) ark(s) that feats.scp names are missing (e.g. $(echo ${lost} | cut -d' ' -f1)); redoing"; return 1; }
+  local lost; lost=$(awk '{sub(/:[0-9]+$/, "", $2); print $2}' $1/feats.scp | sort -u |
+    while read -r f; do [ -f "$f" ] || echo "$f"; done)
+  [ -z "${lost}" ] && return 0
+  log "$1/.done, but $(echo ${lost} | wc -w) ark(s) that feats.scp names are missing (e.g. ${lost%%$'\n'*}); redoing"
+  return 1
 }
 feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${untranscribed_set} ${extra_sets}"
 feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
