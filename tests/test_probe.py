@@ -1,15 +1,50 @@
-"""Speaker probing: splits keep speakers on both sides; a probe finds speaker identity where it is."""
+"""Speaker probing: splits, identification accuracy and verification EER with intervals, paired
+comparisons, odd sets (one-utterance speakers, one speaker), and the CLI's files per probe set."""
 
+import logging
+import math
+
+import numpy as np
+import pytest
 import torch
 
-from asr_gr.analysis.probe import probe, split_by_speaker, train_probe
+from asr_gr.analysis import probe as P
+from asr_gr.analysis.probe import (accuracy_ci, eer, eer_ci, make_trials, paired_acc, paired_eer, pooled_layers,
+                                   probe, split_by_speaker, train_probe)
 from asr_gr.bin import probe as probe_bin
 from asr_gr.config import resolve
 from asr_gr.data.dataset import FeatureDataset
 from asr_gr.features.cmvn import CMVN
 from asr_gr.models.asr_model import build_model
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
-from tiny_data import TINY_CONFIG, make_setup
+from asr_gr.utils import DataError
+from tiny_data import TINY_CONFIG, make_dump, make_setup
+
+
+COMMON = ["--epochs", "30", "--num-samples", "200"]
+
+
+def _cfg():
+    return resolve(TRAIN_DEFAULTS, None, [([k], v) for k, v in {**TINY_CONFIG, "max_epochs": 1}.items()])
+
+
+def _model():
+    torch.manual_seed(0)
+    return build_model(_cfg(), 13, 10, 3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained system (exp dir) plus two probe sets: 'probe' (6 unseen speakers x 6) and the
+    training dump (3 speakers)."""
+    tmp = tmp_path_factory.mktemp("probe")
+    paths = make_setup(tmp / "data")
+    t = Trainer(_cfg(), tmp / "exp", progress=False, **paths)
+    t.write_setup({"token_list": str(paths["token_list"]), "cmvn": str(paths["cmvn_path"])})
+    t.run()
+    probe_set = make_dump(tmp / "data", "probe", n_spk=6, utts_per_spk=6, seed=5, prefix="new")
+    probe_bin.main(COMMON + ["--exp-dir", str(tmp / "exp"), "--data-dir", str(probe_set)])
+    return tmp / "exp", paths, probe_set
 
 
 def test_split_keeps_every_speaker_on_both_sides():
@@ -30,18 +65,151 @@ def test_probe_accuracy_tracks_the_information_present():
     assert train_probe(noise[tr], y[tr], noise[te], y[te], 4, "mlp") <= 60.0
 
 
-def test_probe_on_a_trained_model_and_the_cli(tmp_path, capsys):
-    paths = make_setup(tmp_path / "data")
-    cfg = resolve(TRAIN_DEFAULTS, None, [([k], v) for k, v in {**TINY_CONFIG, "max_epochs": 1}.items()])
-    t = Trainer(cfg, tmp_path / "exp", progress=False, **paths)
-    t.write_setup({"token_list": str(paths["token_list"]), "cmvn": str(paths["cmvn_path"])})
-    t.run()
-    ds = FeatureDataset(paths["train_dir"], cmvn=CMVN.from_file(paths["cmvn_path"]))
-    rows = probe(build_model(cfg, 13, len(t.tokenizer), 3), [ds], epochs=100)
-    assert [r.layer for r in rows] == [0, 1, 2] and rows[0].dim == 2 * 13  # mean and std
+def test_eer_by_hand():
+    assert eer([0.9, 0.8, 0.6, 0.3], [1, 0, 1, 0]) == pytest.approx(50.0)
+    # operating points (FAR, FRR): (0, 1) (0, .5) then the tie at .5 accepts a target and a non-target:
+    # (.5, 0); the miss/false-alarm crossing lies half-way along that segment, at 25 %
+    assert eer([1.0, 0.5, 0.5, 0.0], [1, 1, 0, 0]) == pytest.approx(25.0)
+    assert eer([0.2, 0.1, 0.9, 0.8], [1, 1, 0, 0]) == pytest.approx(100.0)  # scores point the wrong way
+    assert math.isnan(eer([0.3, 0.4], [0, 0]))  # no target trial: undefined, not 0
+
+
+def _embeddings(n_spk, per_spk, sep, seed=0, dim=16):
+    rng = np.random.default_rng(seed)
+    centre = rng.standard_normal((n_spk, dim)) * sep
+    spk = np.repeat(np.arange(n_spk), per_spk)
+    x = centre[spk] + rng.standard_normal((len(spk), dim))
+    return torch.tensor(x), [f"s{s:02d}" for s in spk]
+
+
+def _verify(n_spk, per_spk, sep, seed=0):
+    x, spk = _embeddings(n_spk, per_spk, sep, seed)
+    utts = [f"{s}-{i:03d}" for i, s in enumerate(spk)]
+    tr, te = split_by_speaker(utts, dict(zip(utts, spk)), 0.3, seed)
+    enrol, test, target = make_trials(spk, tr, te, num_nontarget=5000, seed=seed)
+    scores = P.cosine_scores(x, tr, enrol, test)
+    return eer_ci(scores, target, [spk[i] for i in test], 1000, seed)
+
+
+def test_eer_separable_random_and_narrowing_intervals():
+    e, ci = _verify(8, 10, sep=50.0)
+    assert e == 0.0
+    e, ci = _verify(30, 10, sep=0.0, seed=1)  # no speaker information (over 40 seeds the CI held 50 in 37)
+    assert 40.0 < e < 60.0 and ci[0] < 50.0 < ci[1]
+    small, big = _verify(6, 6, sep=0.7, seed=1), _verify(60, 12, sep=0.7, seed=1)
+    assert big[1][1] - big[1][0] < 0.6 * (small[1][1] - small[1][0])
+    e, ci = _verify(4, 10, sep=0.7)  # a speaker-level bootstrap over 4 speakers: n/a, never a number
+    assert not math.isnan(e) and all(math.isnan(c) for c in ci)
+
+
+def test_accuracy_intervals():
+    rng = np.random.default_rng(0)
+    acc, ci = accuracy_ci(rng.random(40) < 0.7)
+    acc2, ci2 = accuracy_ci(rng.random(1000) < 0.7)
+    assert ci[0] < acc < ci[1] and ci2[1] - ci2[0] < 0.4 * (ci[1] - ci[0])
+    acc, ci = accuracy_ci(np.ones(30, bool))  # saturated: an interval with width, not [100, 100]
+    assert acc == 100.0 and 85.0 < ci[0] < 100.0 and ci[1] == pytest.approx(100.0)
+
+
+def test_trials_all_targets_sampled_nontargets_seeded():
+    spk = [f"s{i // 10}" for i in range(100)]
+    tr = [i for i in range(100) if i % 10 >= 3]
+    te = [i for i in range(100) if i % 10 < 3]
+    enrol, test, target = make_trials(spk, tr, te, num_nontarget=500, seed=3)
+    assert target.sum() == 10 * 3 * 7 and (~target).sum() == 500
+    assert all((spk[e] == spk[t]) == g for e, t, g in zip(enrol, test, target))
+    again = make_trials(spk, tr, te, num_nontarget=500, seed=3)
+    assert (again[0] == enrol).all() and (again[1] == test).all()
+    assert make_trials(spk, tr, te, num_nontarget=10 ** 6, seed=3)[2].size == 3 * 70 + 3 * 70 * 9
+
+
+def test_paired_comparison_self_is_zero_and_a_real_difference_is_found():
+    rng = np.random.default_rng(0)
+    a = rng.random(200) < 0.6
+    assert paired_acc(a, a) == (0.0, (0.0, 0.0))
+    b = a | (rng.random(200) < 0.5)  # b is right wherever a is, and more often
+    d, ci = paired_acc(a, b)
+    assert d > 0 and ci[0] > 0
+    x, spk = _embeddings(20, 10, sep=0.6)
+    utts = [f"{s}-{i:03d}" for i, s in enumerate(spk)]
+    tr, te = split_by_speaker(utts, dict(zip(utts, spk)), 0.3, 0)
+    enrol, test, target = make_trials(spk, tr, te, 5000, 0)
+    groups = [spk[i] for i in test]
+    sa = P.cosine_scores(x, tr, enrol, test)
+    assert paired_eer(sa, sa, target, groups) == (0.0, (0.0, 0.0))
+    sb = P.cosine_scores(x + torch.randn(x.shape, generator=torch.Generator().manual_seed(1)) * 3, tr, enrol, test)
+    d, ci = paired_eer(sa, sb, target, groups)  # noise added: EER goes up, and the CI says so
+    assert d > 0 and ci[0] > 0
+
+
+def test_pooling_does_not_depend_on_batching(tmp_path):
+    ds = FeatureDataset(make_dump(tmp_path, "p", n_spk=3, utts_per_spk=4))
+    m = _model()
+    u1, big = pooled_layers(m, [ds], batch_frames=40000)
+    u2, one = pooled_layers(m, [ds], batch_frames=1)  # one utterance per batch
+    assert u1 == u2 == sorted(ds.utts)
+    for a, b in zip(big, one):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_one_utterance_speakers_are_left_out_with_a_note(tmp_path, caplog):
+    main = FeatureDataset(make_dump(tmp_path, "main", n_spk=3, utts_per_spk=6))
+    solo = FeatureDataset(make_dump(tmp_path, "solo", n_spk=2, utts_per_spk=1, prefix="solo"))
+    with caplog.at_level(logging.INFO):
+        res = probe(_model(), [main, solo], epochs=5, num_samples=50)
+    assert res.set_name == "main+solo"
+    assert "2 speaker(s) with a single utterance left out" in caplog.text
+    assert res.meta["single_utterance_speakers_left_out"] == 2 and res.meta["speakers"] == 3
+    assert not any(u.startswith("solo") for u in res.test_utts + res.trials[0] + res.trials[1])
+
+
+def test_a_set_with_one_speaker_is_a_one_line_error(tmp_path):
+    one = FeatureDataset(make_dump(tmp_path, "one", n_spk=1, utts_per_spk=6))
+    with pytest.raises(DataError, match=r"probe set 'one' has 1 speaker\(s\) \(6 utterances\)"):
+        probe(_model(), [one], epochs=5)
+    lonely = FeatureDataset(make_dump(tmp_path, "lonely", n_spk=3, utts_per_spk=1))
+    with pytest.raises(DataError, match="has 0 speaker.*with at least 2 utterances"):
+        probe(_model(), [lonely], epochs=5)
+
+
+def test_cli_two_sets_two_dirs_with_intervals_and_paired_compare(trained, capsys):
+    exp, paths, probe_set = trained
+    first = exp / "probe_probe"
+    stamp = (first / "probe.tsv").stat().st_mtime_ns
+    probe_bin.main(COMMON + ["--exp-dir", str(exp), "--data-dir", str(paths["train_dir"])])
+    second = exp / "probe_train"
+    assert (first / "probe.tsv").stat().st_mtime_ns == stamp  # the second set did not overwrite the first
+    for d in (first, second):
+        for f in ("probe.tsv", "probe.png", "per_utt.tsv", "trials.tsv", "probe.json"):
+            assert (d / f).exists(), d / f
+    rows = probe_bin.read_tsv(first / "probe.tsv")
+    assert [r.layer for r in rows] == [0, 1, 2] and rows[0].dim == 2 * 13
+    assert (first / "probe.tsv").read_text().splitlines()[1].startswith("probe\t0\t26\t")  # names its set
+    for r in rows:  # 6 speakers: every figure has its interval
+        assert r.linear_ci[0] <= r.linear_acc <= r.linear_ci[1] and r.mlp_ci[0] <= r.mlp_acc <= r.mlp_ci[1]
+        assert r.eer_ci[0] <= r.eer <= r.eer_ci[1]
     assert rows[0].linear_acc > rows[0].chance  # the tiny data's speakers differ in their mean
-    probe_bin.main(["--exp-dir", str(tmp_path / "exp"), "--data-dir", str(paths["train_dir"]), "--epochs", "50"])
-    assert (tmp_path / "exp" / "probe" / "probe.png").stat().st_size > 1000
-    assert probe_bin.read_tsv(tmp_path / "exp" / "probe" / "probe.tsv")[2].layer == 2
-    probe_bin.main(["--overlay", str(tmp_path / "exp"), str(tmp_path / "exp"), "--out", str(tmp_path / "o.png")])
-    assert (tmp_path / "o.png").exists()
+    assert rows[0].eer < 50.0
+    train_rows = probe_bin.read_tsv(second / "probe.tsv")  # 3 speakers: speaker bootstrap is n/a
+    assert all(math.isnan(r.eer_ci[0]) for r in train_rows) and "\tn/a\tn/a" in (second / "probe.tsv").read_text()
+    out = capsys.readouterr().out
+    assert "[n/a]" in out and "chance EER 50 %" in out
+
+    probe_bin.main(["--compare", str(exp), str(exp), "--set", "probe", "--num-samples", "200"])
+    md = (exp.parent / "probe_compare_probe.md").read_text()
+    assert "| 2 | +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] | +0.0 [+0.0, +0.0] |" in md
+    assert (exp.parent / "probe_compare_probe.png").stat().st_size > 1000
+
+
+def test_compare_refuses_different_sets(trained, tmp_path):
+    exp, paths, probe_set = trained
+    other = tmp_path / "other"
+    (other / "probe_probe").mkdir(parents=True)
+    for f in ("probe.tsv", "trials.tsv"):
+        (other / "probe_probe" / f).write_bytes((exp / "probe_probe" / f).read_bytes())
+    lines = (exp / "probe_probe" / "per_utt.tsv").read_text().splitlines()
+    (other / "probe_probe" / "per_utt.tsv").write_text("\n".join(lines[:-1]) + "\n")  # one utterance fewer
+    with pytest.raises(SystemExit):
+        probe_bin.main(["--compare", str(exp), str(other), "--set", "probe"])
+    with pytest.raises(DataError, match="other test utterances"):
+        P.compare_probe_dirs(exp / "probe_probe", other / "probe_probe")

@@ -1,25 +1,58 @@
-"""Speaker probing of a frozen model (the paper's analysis): for the input features (layer 0) and every
-encoder layer, pool each utterance over time (mean and standard deviation) and train a fresh speaker classifier (linear, and a small
-MLP) on probe-train utterances; report its accuracy on probe-test utterances of the same speakers.
-High accuracy = the layer still carries speaker identity; chance = speaker-invariant."""
+"""Speaker probing of a frozen model (the paper's analysis), with intervals.
+
+For the input features (layer 0) and every encoder layer, each utterance is pooled over time (mean and
+standard deviation over its valid frames). The utterances of a probe set are split, per speaker, into
+probe-train and probe-test utterances of the *same* speakers; then per layer:
+
+* **identification**: a fresh linear and a small MLP classifier are trained on probe-train and scored on
+  probe-test; accuracy with a 95 % bootstrap interval over the test utterances (chance = the most
+  frequent test speaker's share);
+* **verification EER**: cosine scores of (probe-train utterance, probe-test utterance) trials after
+  standardising every dimension with the mean and standard deviation of the probe-train vectors (no
+  labels used); all target trials (same speaker) and non-target trials sampled (seeded) to
+  ``num_nontarget``; the EER is the exact crossing of the ROC's miss and false-alarm rates (linear
+  between adjacent operating points); its 95 % interval comes from a bootstrap over speakers (a trial
+  belongs to the speaker of its test utterance; n/a with fewer than ``MIN_BOOT_SPEAKERS`` speakers).
+
+High accuracy / low EER = the layer still carries speaker identity. Per-utterance correctness and
+per-trial scores are written beside the table, so that two systems probed on the same set can be
+compared *paired* (``compare_probe_dirs``: same utterances, same trials, same bootstrap draws).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from asr_gr.data.dataset import BucketSampler, collate
 from asr_gr.models.speaker import masked_stats
+from asr_gr.utils import DataError, atomic_path, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+MIN_BOOT_SPEAKERS = 5  # a speaker-level bootstrap over fewer speakers is n/a
+MIN_BOOT_UTTS = 5  # an utterance-level bootstrap over fewer test utterances is n/a
+NA = "n/a"
+
+
+# ---------------------------------------------------------------------------------------------------
+# pooled layer outputs
 
 
 @torch.no_grad()
 def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str], list[torch.Tensor]]:
     """Mean and standard deviation over time of layer 0 (the normalised input) and of every encoder
-    layer, for every utterance of ``datasets``. Returns (utterance ids, [tensor (N, 2 D_l) for l = 0..L]).
+    layer, for every utterance of ``datasets``, padding masked. Returns (sorted utterance ids,
+    [tensor (N, 2 D_l) for l = 0..L]) in that order, whatever the batching.
     (The standard deviation matters: with per-utterance mean normalisation the input's mean is 0.)"""
     model.eval()
     device = next(model.parameters()).device
@@ -34,9 +67,13 @@ def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str]
             if per_layer is None:
                 per_layer = [[] for _ in pooled]
             for acc, p in zip(per_layer, pooled):
-                acc.append(p.cpu())
+                acc.append(p.float().cpu())
             utts += batch["utts"]
-    return utts, [torch.cat(p) for p in per_layer]
+    if len(set(utts)) != len(utts):
+        dup = next(u for u in utts if utts.count(u) > 1)
+        raise DataError(datasets[0].dir, None, f"utterance '{dup}' occurs in more than one probe set")
+    order = sorted(range(len(utts)), key=lambda i: utts[i])
+    return [utts[i] for i in order], [torch.cat(p)[order] for p in per_layer]
 
 
 def split_by_speaker(utts: list[str], spk_of: dict, test_fraction: float = 0.3,
@@ -59,11 +96,15 @@ def split_by_speaker(utts: list[str], spk_of: dict, test_fraction: float = 0.3,
     return sorted(train), sorted(test)
 
 
-def train_probe(x_tr, y_tr, x_te, y_te, num_classes: int, kind: str = "linear", epochs: int = 300,
-                lr: float = 0.01, weight_decay: float = 1e-3, hidden: int = 256, seed: int = 0) -> float:
-    """Accuracy (%) on the test vectors of a classifier trained full-batch on standardised features."""
+# ---------------------------------------------------------------------------------------------------
+# identification probes
+
+
+def fit_predict(x_tr, y_tr, x_te, num_classes: int, kind: str = "linear", epochs: int = 300,
+                lr: float = 0.01, weight_decay: float = 1e-3, hidden: int = 256, seed: int = 0) -> torch.Tensor:
+    """Predicted classes of the test vectors by a classifier trained full-batch on standardised features."""
     g = torch.Generator().manual_seed(seed)
-    mean, std = x_tr.mean(0), x_tr.std(0).clamp(min=1e-5)
+    mean, std = x_tr.mean(0), x_tr.std(0).nan_to_num(1.0).clamp(min=1e-5)
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
     d = x_tr.shape[1]
     if kind == "linear":
@@ -86,7 +127,164 @@ def train_probe(x_tr, y_tr, x_te, y_te, num_classes: int, kind: str = "linear", 
             opt.step()
     net.eval()
     with torch.no_grad():
-        return 100.0 * float((net(x_te).argmax(-1) == y_te).float().mean())
+        return net(x_te).argmax(-1)
+
+
+def train_probe(x_tr, y_tr, x_te, y_te, num_classes: int, kind: str = "linear", **kw) -> float:
+    """Accuracy (%) on the test vectors of a classifier trained full-batch on standardised features."""
+    return 100.0 * float((fit_predict(x_tr, y_tr, x_te, num_classes, kind, **kw) == y_te).float().mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# statistics: intervals, EER
+
+
+def _pct(d: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(lo), float(hi)
+
+
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion k/n, in %."""
+    p = k / n
+    c = (p + z * z / (2 * n)) / (1 + z * z / n)
+    h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100.0 * max(0.0, c - h), 100.0 * min(1.0, c + h)
+
+
+def accuracy_ci(correct: np.ndarray, num_samples: int = 1000, seed: int = 0) -> tuple[float, tuple]:
+    """Accuracy % and its 95 % percentile-bootstrap interval over test utterances. Where every test
+    utterance is right (or every one wrong) the bootstrap has zero width; the Wilson score interval is
+    given there instead. The interval is (nan, nan) (n/a) below MIN_BOOT_UTTS utterances."""
+    correct = np.asarray(correct, dtype=np.float64)
+    n = len(correct)
+    if n == 0:
+        return float("nan"), (float("nan"), float("nan"))
+    acc = 100.0 * correct.mean()
+    if n < MIN_BOOT_UTTS:
+        return float(acc), (float("nan"), float("nan"))
+    k = int(correct.sum())
+    if k in (0, n):
+        return float(acc), wilson(k, n)
+    idx = np.random.default_rng(seed).integers(0, n, size=(num_samples, n))
+    return float(acc), _pct(100.0 * correct[idx].mean(1))
+
+
+def _roc_eer(cum_t: np.ndarray, cum_n: np.ndarray) -> np.ndarray:
+    """EER % per row from cumulative target / non-target weights at the operating points (scores
+    accepted from the top, one point per distinct score). Rows with no target or no non-target weight
+    give nan."""
+    tot_t, tot_n = cum_t[:, -1:], cum_n[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        far = np.concatenate([np.zeros_like(tot_n), cum_n / tot_n], axis=1)
+        frr = np.concatenate([np.ones_like(tot_t), 1.0 - cum_t / tot_t], axis=1)
+    d = frr - far  # from +1 (accept nothing) down to -1 (accept everything)
+    k = np.argmax(d <= 0, axis=1)
+    k = np.maximum(k, 1)
+    r = np.arange(len(d))
+    d0, d1 = d[r, k - 1], d[r, k]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(d1 == 0, 1.0, d0 / (d0 - d1))
+    eer = far[r, k - 1] + t * (far[r, k] - far[r, k - 1])
+    bad = (tot_t[:, 0] <= 0) | (tot_n[:, 0] <= 0)
+    return np.where(bad, np.nan, 100.0 * eer)
+
+
+def _sorted_groups(scores: np.ndarray):
+    """Order of the scores (descending) and the last index of each group of tied scores in it."""
+    order = np.argsort(-scores, kind="stable")
+    s = scores[order]
+    ends = np.flatnonzero(np.r_[s[1:] != s[:-1], True])
+    return order, ends
+
+
+def eer(scores, target) -> float:
+    """Equal error rate % of trials: ``scores`` (higher = same speaker) and ``target`` (bool). The
+    crossing of miss and false-alarm rates, linear between adjacent operating points (ties count as
+    one point); nan without target or non-target trials."""
+    scores, target = np.asarray(scores, dtype=np.float64), np.asarray(target, dtype=bool)
+    if len(scores) == 0:
+        return float("nan")
+    order, ends = _sorted_groups(scores)
+    t = target[order].astype(np.float64)
+    return float(_roc_eer(np.cumsum(t)[ends][None], np.cumsum(1 - t)[ends][None])[0])
+
+
+def _weighted_eers(scores, target, weights: np.ndarray) -> np.ndarray:
+    """EER % for every row of trial weights (B, n) (bootstrap multiplicities)."""
+    order, ends = _sorted_groups(np.asarray(scores, dtype=np.float64))
+    t = np.asarray(target, dtype=bool)[order]
+    w = weights[:, order]
+    cum_t = np.cumsum(w * t, axis=1)[:, ends]
+    cum_n = np.cumsum(w * ~t, axis=1)[:, ends]
+    return _roc_eer(cum_t, cum_n)
+
+
+def speaker_draws(groups: list, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap draws of speakers: (the group index of every item, counts (B, S) of each speaker)."""
+    names = sorted(set(groups))
+    index = {n: i for i, n in enumerate(names)}
+    gid = np.array([index[g] for g in groups], dtype=np.int64)
+    s = len(names)
+    draws = np.random.default_rng(seed).integers(0, s, size=(num_samples, s))
+    counts = np.zeros((num_samples, s), dtype=np.float32)
+    np.add.at(counts, (np.arange(num_samples)[:, None], draws), 1.0)
+    return gid, counts
+
+
+def _eers_of_draws(scores, target, gid, counts, chunk: int = 100) -> np.ndarray:
+    out = []
+    for i in range(0, len(counts), chunk):
+        out.append(_weighted_eers(scores, target, counts[i:i + chunk][:, gid]))
+    return np.concatenate(out)
+
+
+def eer_ci(scores, target, groups, num_samples: int = 1000, seed: int = 0) -> tuple[float, tuple]:
+    """EER % and its 95 % interval from a bootstrap over speakers (``groups``: the speaker each trial
+    belongs to); the interval is n/a (nan) with fewer than MIN_BOOT_SPEAKERS speakers."""
+    e = eer(scores, target)
+    if math.isnan(e) or len(set(groups)) < MIN_BOOT_SPEAKERS:
+        return e, (float("nan"), float("nan"))
+    gid, counts = speaker_draws(groups, num_samples, seed)
+    return e, _pct(_eers_of_draws(scores, target, gid, counts))
+
+
+# ---------------------------------------------------------------------------------------------------
+# trials
+
+
+def make_trials(spk: list, train: list[int], test: list[int], num_nontarget: int = 20000,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Verification trials (enrolment = a probe-train utterance, test = a probe-test utterance): every
+    target pair (same speaker) and ``num_nontarget`` non-target pairs drawn without replacement
+    (all of them when there are fewer), seeded. Returns (enrol indices, test indices, target), sorted by
+    (test, enrol)."""
+    tr, te = np.asarray(train), np.asarray(test)
+    s_tr = np.array([spk[i] for i in tr], dtype=object)
+    s_te = np.array([spk[i] for i in te], dtype=object)
+    same = s_te[:, None] == s_tr[None, :]  # (n_test, n_train)
+    ti, ei = np.nonzero(same)
+    ni, nj = np.nonzero(~same)
+    if len(ni) > num_nontarget:
+        pick = np.sort(np.random.default_rng(seed).choice(len(ni), size=num_nontarget, replace=False))
+        ni, nj = ni[pick], nj[pick]
+    test_i = np.concatenate([ti, ni])
+    enrol_i = np.concatenate([ei, nj])
+    target = np.concatenate([np.ones(len(ti), bool), np.zeros(len(ni), bool)])
+    order = np.lexsort((enrol_i, test_i))
+    return tr[enrol_i[order]], te[test_i[order]], target[order]
+
+
+def cosine_scores(x: torch.Tensor, train: list[int], enrol: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """Cosine similarity of trial pairs after standardising with the probe-train vectors' statistics."""
+    x = x.double()
+    mean, std = x[train].mean(0), x[train].std(0).nan_to_num(1.0).clamp(min=1e-5)
+    z = F.normalize((x - mean) / std, dim=1)
+    return (z[torch.as_tensor(enrol)] * z[torch.as_tensor(test)]).sum(1).numpy()
+
+
+# ---------------------------------------------------------------------------------------------------
+# probing a set
 
 
 @dataclass
@@ -96,52 +294,289 @@ class ProbeRow:
     linear_acc: float
     mlp_acc: float
     chance: float
+    linear_ci: tuple = (float("nan"), float("nan"))
+    mlp_ci: tuple = (float("nan"), float("nan"))
+    eer: float = float("nan")
+    eer_ci: tuple = (float("nan"), float("nan"))
+
+
+@dataclass
+class ProbeResult:
+    set_name: str
+    rows: list
+    test_utts: list  # probe-test utterances scored by the identification probes
+    test_spk: list
+    correct: dict  # (layer, kind) -> bool array over test_utts
+    trials: tuple  # (enrol utts, test utts, test speakers, target)
+    scores: list  # per layer: array over trials
+    meta: dict = field(default_factory=dict)
 
 
 def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.3, seed: int = 0,
-          epochs: int = 300) -> list[ProbeRow]:
-    """Speaker accuracy per layer (0 = input features) of probes trained on ``datasets``' utterances."""
-    utts, layers = pooled_layers(model, datasets)
+          epochs: int = 300, num_nontarget: int = 20000, num_samples: int = 1000,
+          set_name: str | None = None, batch_frames: int = 40000) -> ProbeResult:
+    """Speaker identification accuracy and verification EER per layer (0 = input features), with 95 %
+    intervals, on the utterances of ``datasets`` (pooled into one probe set)."""
+    from tqdm import tqdm
+
+    name = set_name or "+".join(Path(ds.dir).name for ds in datasets)
+    where = datasets[0].dir / "utt2spk"
     spk_of = {u: ds.spk_label[u] for ds in datasets for u in ds.utts}
+    speakers_all = sorted(set(spk_of.values()))
+    if len(speakers_all) < 2:
+        raise DataError(where, None, f"probe set '{name}' has {len(speakers_all)} speaker(s) "
+                        f"({len(spk_of)} utterances); speaker probing needs at least 2")
+    utts, layers = pooled_layers(model, datasets, batch_frames)
+    per_spk = {s: 0 for s in speakers_all}
+    for u in utts:
+        per_spk[spk_of[u]] += 1
+    single = sorted(s for s, n in per_spk.items() if n < 2)
+    if single:
+        log.info("probe set '%s': %d speaker(s) with a single utterance left out of identification and "
+                 "verification (e.g. %s)", name, len(single), single[0])
     tr, te = split_by_speaker(utts, spk_of, test_fraction, seed)
-    if not tr or not te:
-        raise ValueError("probing needs speakers with at least 2 utterances each")
     speakers = sorted({spk_of[utts[i]] for i in tr})
+    if len(speakers) < 2:
+        raise DataError(where, None, f"probe set '{name}' has {len(speakers)} speaker(s) with at least 2 "
+                        "utterances; speaker probing needs at least 2")
     sid = {s: i for i, s in enumerate(speakers)}
-    y = torch.tensor([sid[spk_of[u]] for u in utts])
+    spk_list = [spk_of[u] for u in utts]
+    y = torch.tensor([sid.get(s, -1) for s in spk_list])
     chance = 100.0 * max(int((y[te] == c).sum()) for c in range(len(speakers))) / len(te)
+    enrol, test, target = make_trials(spk_list, tr, te, num_nontarget, seed)
+    test_groups = [spk_list[i] for i in test]
+    correct, scores, rows = {}, [], []
+    for layer, x in enumerate(tqdm(layers, desc=f"probing {name}", unit="layer", disable=None)):
+        accs = {}
+        for k in ("linear", "mlp"):
+            if k in kinds:
+                ok = (fit_predict(x[tr], y[tr], x[te], len(speakers), k, epochs=epochs, seed=seed)
+                      == y[te]).numpy()
+                correct[(layer, k)] = ok
+                accs[k] = accuracy_ci(ok, num_samples, seed)
+            else:
+                accs[k] = (float("nan"), (float("nan"), float("nan")))
+        sc = cosine_scores(x, tr, enrol, test)
+        scores.append(sc)
+        e, eci = eer_ci(sc, target, test_groups, num_samples, seed)
+        rows.append(ProbeRow(layer, x.shape[1], accs["linear"][0], accs["mlp"][0], chance,
+                             accs["linear"][1], accs["mlp"][1], e, eci))
+    meta = {"set": name, "data_dirs": [str(ds.dir) for ds in datasets], "speakers": len(speakers),
+            "single_utterance_speakers_left_out": len(single), "probe_train_utts": len(tr),
+            "probe_test_utts": len(te), "test_fraction": test_fraction, "chance_acc": chance,
+            "target_trials": int(target.sum()), "nontarget_trials": int((~target).sum()),
+            "num_nontarget": num_nontarget, "seed": seed, "bootstrap_draws": num_samples,
+            "epochs": epochs, "eer_normalisation": "standardised with probe-train mean and std; cosine",
+            "eer_ci": f"bootstrap over test speakers (n/a below {MIN_BOOT_SPEAKERS})",
+            "acc_ci": "bootstrap over probe-test utterances (Wilson where all right or all wrong)"}
+    return ProbeResult(name, rows, [utts[i] for i in te], [spk_list[i] for i in te], correct,
+                       ([utts[i] for i in enrol], [utts[i] for i in test], test_groups, target), scores, meta)
+
+
+# ---------------------------------------------------------------------------------------------------
+# files of a probe dir: probe.tsv, per_utt.tsv, trials.tsv, probe.json
+
+HEADER = ("set\tlayer\tdim\tlinear_acc\tlinear_lo\tlinear_hi\tmlp_acc\tmlp_lo\tmlp_hi\tchance"
+          "\teer\teer_lo\teer_hi")
+
+
+def fmt(v: float, spec: str = ".2f") -> str:
+    return NA if v is None or math.isnan(v) else format(v, spec)
+
+
+def _num(s: str) -> float:
+    return float("nan") if s == NA else float(s)
+
+
+def write_probe_dir(out, res: ProbeResult) -> None:
+    out = Path(out)
+    lines = [HEADER]
+    for r in res.rows:
+        lines.append("\t".join([res.set_name, str(r.layer), str(r.dim), fmt(r.linear_acc), fmt(r.linear_ci[0]),
+                                fmt(r.linear_ci[1]), fmt(r.mlp_acc), fmt(r.mlp_ci[0]), fmt(r.mlp_ci[1]),
+                                fmt(r.chance), fmt(r.eer), fmt(r.eer_ci[0]), fmt(r.eer_ci[1])]))
+    n_layers = len(res.rows)
+    kinds = [k for k in ("linear", "mlp") if (0, k) in res.correct]
+    pu = ["utt\tspk\t" + "\t".join(f"L{layer}_{k}" for layer in range(n_layers) for k in kinds)]
+    for i, (u, s) in enumerate(zip(res.test_utts, res.test_spk)):
+        pu.append(f"{u}\t{s}\t" + "\t".join(str(int(res.correct[(layer, k)][i]))
+                                           for layer in range(n_layers) for k in kinds))
+    enrol, test, groups, target = res.trials
+    tl = ["enrol\ttest\ttest_spk\ttarget\t" + "\t".join(f"L{layer}" for layer in range(n_layers))]
+    for j in range(len(target)):
+        tl.append(f"{enrol[j]}\t{test[j]}\t{groups[j]}\t{int(target[j])}\t"
+                  + "\t".join(f"{s[j]:.6f}" for s in res.scores))
+    atomic_write_text(out / "per_utt.tsv", "\n".join(pu) + "\n")
+    atomic_write_text(out / "trials.tsv", "\n".join(tl) + "\n")
+    atomic_write_text(out / "probe.json", json.dumps(res.meta, indent=1) + "\n")
+    atomic_write_text(out / "probe.tsv", "\n".join(lines) + "\n")  # last: its presence means complete
+
+
+def read_tsv(path) -> list[ProbeRow]:
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    if not lines or lines[0] != HEADER:
+        raise DataError(path, 1, f"not a probe table of this version (expected the header '{HEADER}'; "
+                        "rerun stage 6)")
     rows = []
-    for layer, x in enumerate(layers):
-        acc = {k: train_probe(x[tr], y[tr], x[te], y[te], len(speakers), k, epochs=epochs, seed=seed)
-               for k in kinds}
-        rows.append(ProbeRow(layer, x.shape[1], acc.get("linear", float("nan")), acc.get("mlp", float("nan")),
-                             chance))
+    for i, line in enumerate(lines[1:], 2):
+        f = line.split("\t")
+        try:
+            v = [_num(x) for x in f[3:13]]
+            if len(f) != 13:
+                raise ValueError
+            rows.append(ProbeRow(int(f[1]), int(f[2]), v[0], v[3], v[6], (v[1], v[2]), (v[4], v[5]), v[7],
+                                 (v[8], v[9])))
+        except (ValueError, IndexError):
+            raise DataError(path, i, f"bad row {line!r}") from None
     return rows
 
 
+def _read_rows(path, what: str) -> tuple[list[str], list[list[str]]]:
+    p = Path(path)
+    if not p.exists():
+        raise DataError(p, None, f"{what} does not exist (rerun stage 6 probing)")
+    lines = p.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise DataError(p, 1, f"empty {what}")
+    head = lines[0].split("\t")
+    rows = []
+    for i, line in enumerate(lines[1:], 2):
+        f = line.split("\t")
+        if len(f) != len(head):
+            raise DataError(p, i, f"{len(f)} fields, the header has {len(head)}")
+        rows.append(f)
+    return head, rows
+
+
+def load_per_utt(probe_dir) -> tuple[list[str], list[str], dict]:
+    """(utts, speakers, {column name: bool array}) of a probe dir's per_utt.tsv."""
+    head, rows = _read_rows(Path(probe_dir) / "per_utt.tsv", "per_utt.tsv")
+    cols = {h: np.array([r[k] == "1" for r in rows]) for k, h in enumerate(head) if k >= 2}
+    return [r[0] for r in rows], [r[1] for r in rows], cols
+
+
+def load_trials(probe_dir) -> tuple[list[tuple], list[str], np.ndarray, dict]:
+    """(trial keys (enrol, test), test speakers, target, {"L<l>": scores}) of a probe dir's trials.tsv."""
+    p = Path(probe_dir) / "trials.tsv"
+    head, rows = _read_rows(p, "trials.tsv")
+    try:
+        scores = {h: np.array([float(r[k]) for r in rows]) for k, h in enumerate(head) if k >= 4}
+    except ValueError as e:
+        raise DataError(p, None, f"a score is not a number ({e})") from None
+    return [(r[0], r[1]) for r in rows], [r[2] for r in rows], np.array([r[3] == "1" for r in rows]), scores
+
+
+# ---------------------------------------------------------------------------------------------------
+# paired comparison of two systems probed on the same set
+
+
+@dataclass
+class DeltaRow:
+    layer: int
+    linear: tuple  # (delta, (lo, hi)) of accuracy B - A, %
+    mlp: tuple
+    eer: tuple  # (delta, (lo, hi)) of EER B - A, %
+
+
+def paired_acc(a: np.ndarray, b: np.ndarray, num_samples: int = 1000, seed: int = 0) -> tuple:
+    """Accuracy difference B - A (%) of the same test utterances and its paired-bootstrap 95 % CI."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    n = len(a)
+    if n == 0:
+        return float("nan"), (float("nan"), float("nan"))
+    d = float(100.0 * (b.mean() - a.mean()))
+    if n < MIN_BOOT_UTTS:
+        return d, (float("nan"), float("nan"))
+    idx = np.random.default_rng(seed).integers(0, n, size=(num_samples, n))
+    return d, _pct(100.0 * (b[idx].mean(1) - a[idx].mean(1)))
+
+
+def paired_eer(sa, sb, target, groups, num_samples: int = 1000, seed: int = 0) -> tuple:
+    """EER difference B - A (%) on the same trials and its 95 % CI from the same speaker draws."""
+    d = eer(sb, target) - eer(sa, target)
+    if math.isnan(d) or len(set(groups)) < MIN_BOOT_SPEAKERS:
+        return d, (float("nan"), float("nan"))
+    gid, counts = speaker_draws(groups, num_samples, seed)
+    return d, _pct(_eers_of_draws(sb, target, gid, counts) - _eers_of_draws(sa, target, gid, counts))
+
+
+def compare_probe_dirs(dir_a, dir_b, num_samples: int = 1000, seed: int = 0) -> list[DeltaRow]:
+    """Per layer: Δ accuracy (linear, MLP) and Δ EER of system B against A with paired 95 % CIs.
+    Both probe dirs must hold the same test utterances and the same trials (else DataError)."""
+    ua, sa, ca = load_per_utt(dir_a)
+    ub, sb, cb = load_per_utt(dir_b)
+    if ua != ub or sa != sb:
+        only = sorted(set(ua) ^ set(ub))
+        raise DataError(Path(dir_b) / "per_utt.tsv", None,
+                        f"probed on other test utterances than {dir_a} (e.g. '{only[0] if only else '?'}'); "
+                        "a paired comparison needs the same set, split and seed")
+    ka, ga, ta, xa = load_trials(dir_a)
+    kb, gb, tb, xb = load_trials(dir_b)
+    if ka != kb or ga != gb or ta.tolist() != tb.tolist():
+        raise DataError(Path(dir_b) / "trials.tsv", None,
+                        f"other trials than {dir_a}; a paired comparison needs the same set, split, seed "
+                        "and --num-nontarget")
+    out = []
+    n_layers = min(len(xa), len(xb))
+    for layer in range(n_layers):
+        acc = {}
+        for k in ("linear", "mlp"):
+            col = f"L{layer}_{k}"
+            acc[k] = paired_acc(ca[col], cb[col], num_samples, seed) if col in ca and col in cb else \
+                (float("nan"), (float("nan"), float("nan")))
+        out.append(DeltaRow(layer, acc["linear"], acc["mlp"],
+                            paired_eer(xa[f"L{layer}"], xb[f"L{layer}"], ta, ga, num_samples, seed)))
+    return out
+
+
+def fmt_ci(v: float, ci: tuple, spec: str = ".1f", sign: bool = False) -> str:
+    """'62.5 [55.0, 70.0]' (n/a where undefined)."""
+    s = "+" + spec if sign else spec
+    if v is None or math.isnan(v):
+        return NA
+    if math.isnan(ci[0]):
+        return f"{format(v, s)} [{NA}]"
+    return f"{format(v, s)} [{format(ci[0], s)}, {format(ci[1], s)}]"
+
+
+# ---------------------------------------------------------------------------------------------------
+# plots
+
+
 def plot_probe_curves(curves: dict, out_png, title: str = "Speaker probing per layer") -> None:
-    """One line per system: {name: list[ProbeRow]}; MLP accuracy solid, linear dashed."""
+    """One line per system: {name: list[ProbeRow]}. Left: MLP accuracy (solid) and linear (dashed)
+    with 95 % intervals; right: EER with its interval."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    from asr_gr.utils import atomic_path
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.0))
     for name, rows in curves.items():
-        xs = [r.layer for r in rows]
-        line = ax.plot(xs, [r.mlp_acc for r in rows], marker="o", label=f"{name} (MLP)")[0]
-        ax.plot(xs, [r.linear_acc for r in rows], ls="--", marker=".", color=line.get_color(),
-                label=f"{name} (linear)")
+        xs = np.array([r.layer for r in rows], dtype=float)
+        mlp = np.array([r.mlp_acc for r in rows])
+        line = ax.plot(xs, mlp, marker="o", label=f"{name} (MLP)")[0]
+        c = line.get_color()
+        lo, hi = np.array([r.mlp_ci[0] for r in rows]), np.array([r.mlp_ci[1] for r in rows])
+        ax.fill_between(xs, lo, hi, color=c, alpha=0.15)
+        ax.plot(xs, [r.linear_acc for r in rows], ls="--", marker=".", color=c, label=f"{name} (linear)")
+        e = np.array([r.eer for r in rows])
+        bx.plot(xs, e, marker="o", color=c, label=name)
+        bx.fill_between(xs, [r.eer_ci[0] for r in rows], [r.eer_ci[1] for r in rows], color=c, alpha=0.15)
     first = next(iter(curves.values()))
     ax.axhline(first[0].chance, color="grey", lw=1, ls=":", label="chance")
-    ax.set_xlabel("layer (0 = input features)")
-    ax.set_ylabel("speaker accuracy of the probe %")
-    ax.set_title(title)
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    bx.axhline(50.0, color="grey", lw=1, ls=":", label="chance (50 %)")
+    for a, yl, top in ((ax, "speaker identification accuracy %", 100), (bx, "speaker verification EER %", 55)):
+        a.set_xlabel("layer (0 = input features)")
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        a.set_ylabel(yl)
+        a.set_ylim(0, top)
+        a.grid(alpha=0.3)
+        a.legend(fontsize=7)
+    ax.set_title("identification (shaded: 95 % CI)", fontsize=9)
+    bx.set_title("verification, cosine (shaded: 95 % CI)", fontsize=9)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     with atomic_path(out_png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90, format="png")

@@ -1,12 +1,18 @@
 """Stage 6: speaker probing of a frozen model, layer by layer (0 = input features).
 
-    python -m asr_gr.bin.probe --exp-dir exp/train_none --data-dir dump/fbank/dev --data-dir dump/fbank/test
-    python -m asr_gr.bin.probe --overlay exp/train_none exp/train_mtl exp/train_adversarial --out exp/probe.png
+    python -m asr_gr.bin.probe --exp-dir exp/train_none --data-dir dump/fbank/probe
+    python -m asr_gr.bin.probe --compare exp/train_none exp/train_mtl exp/train_adversarial --set probe
 
-Writes EXP/probe/probe.tsv (layer, dim, linear and MLP probe accuracy, chance) and probe.png. The
-probe's data are utterances of speakers split into probe-train/probe-test utterances of the *same*
-speakers (by default sets of speakers the model never saw, e.g. dev and test). --overlay draws the
-curves of several exp dirs in one plot (the paper's figure).
+Probing writes EXP/probe_<set>/ (set = the dump dir's name, or the names joined with '+' when several
+--data-dir are pooled): probe.tsv (per layer: linear and MLP identification accuracy with 95 % CIs,
+chance, verification EER with its 95 % CI; n/a where undefined), probe.png, per_utt.tsv (correctness of
+every probe-test utterance per layer), trials.tsv (every trial's cosine score per layer) and probe.json
+(the set, counts, and the choices made). The set's utterances are split per speaker into probe-train and
+probe-test utterances of the same speakers.
+
+--compare draws the systems' curves together (exp/probe_compare_<set>.png, the paper's figure) and
+writes the paired differences of every system against the first (Δ accuracy, Δ EER per layer with
+paired-bootstrap 95 % CIs on the same utterances and trials) to exp/probe_compare_<set>.md.
 """
 
 from __future__ import annotations
@@ -14,7 +20,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asr_gr.analysis.probe import ProbeRow, plot_probe_curves, probe
+from asr_gr.analysis.probe import (compare_probe_dirs, fmt, fmt_ci, plot_probe_curves, probe, read_tsv,
+                                   write_probe_dir)
 from asr_gr.bin.common import main_guard
 from asr_gr.data.dataset import FeatureDataset
 from asr_gr.features.cmvn import CMVN
@@ -22,63 +29,100 @@ from asr_gr.lock import dir_lock
 from asr_gr.train.restore import load_trained
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
-HEADER = "layer\tdim\tlinear_acc\tmlp_acc\tchance"
+__all__ = ["main", "read_tsv", "probe_dir_of", "compare_markdown"]
 
 
-def read_tsv(path) -> list[ProbeRow]:
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0] != HEADER:
-        raise DataError(path, 1, f"not a probe table (expected the header '{HEADER}')")
-    rows = []
-    for i, line in enumerate(lines[1:], 2):
-        f = line.split("\t")
-        try:
-            rows.append(ProbeRow(int(f[0]), int(f[1]), float(f[2]), float(f[3]), float(f[4])))
-        except (ValueError, IndexError):
-            raise DataError(path, i, f"bad row {line!r}") from None
-    return rows
+def probe_dir_of(exp_dir, set_name: str) -> Path:
+    return Path(exp_dir) / f"probe_{set_name}"
+
+
+def compare_markdown(exps: list, set_name: str, num_samples: int, seed: int) -> str:
+    base = exps[0]
+    lines = [f"# Speaker probing on `{set_name}`: systems against `{Path(base).name}`", "",
+             f"Δ = B − A, absolute %; 95 % CI of a paired bootstrap ({num_samples} draws, seed {seed}): "
+             "accuracy over the same probe-test utterances, EER over the speakers of the same trials. "
+             "Higher accuracy or lower EER = more speaker information in the layer.", ""]
+    for e in exps[1:]:
+        rows = compare_probe_dirs(probe_dir_of(base, set_name), probe_dir_of(e, set_name), num_samples, seed)
+        lines += [f"## `{Path(e).name}` − `{Path(base).name}`", "",
+                  "| layer | Δ linear acc [95% CI] | Δ MLP acc [95% CI] | Δ EER [95% CI] |", "|---:|---|---|---|"]
+        for r in rows:
+            lines.append(f"| {r.layer} | {fmt_ci(r.linear[0], r.linear[1], sign=True)} | "
+                         f"{fmt_ci(r.mlp[0], r.mlp[1], sign=True)} | {fmt_ci(r.eer[0], r.eer[1], sign=True)} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 @main_guard
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp-dir")
-    ap.add_argument("--data-dir", action="append", default=[], help="dump dir(s) of the probe's utterances")
+    ap.add_argument("--data-dir", action="append", default=[],
+                    help="dump dir of the probe set (repeat to pool several into one set)")
     ap.add_argument("--checkpoint", default="best.pt")
-    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--test-fraction", type=float, default=0.3,
+                    help="share of each speaker's utterances in probe-test (at least 1, at most all but 1)")
     ap.add_argument("--epochs", type=int, default=300, help="full-batch training epochs of each probe")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--overlay", nargs="+", metavar="EXP", help="plot the probe.tsv of these exp dirs together")
-    ap.add_argument("--out", help="PNG for --overlay")
+    ap.add_argument("--num-nontarget", type=int, default=20000,
+                    help="non-target verification trials sampled (all target trials are used)")
+    ap.add_argument("--num-samples", type=int, default=1000, help="bootstrap draws of every interval")
+    ap.add_argument("--seed", type=int, default=0, help="seeds the split, the trials and the bootstrap")
+    ap.add_argument("--compare", "--overlay", nargs="+", metavar="EXP", dest="compare",
+                    help="plot these exp dirs' probes of --set together and compare each with the first, paired")
+    ap.add_argument("--set", help="probe set name for --compare (the probe_<set> dirs)")
+    ap.add_argument("--out", help="--compare: output PNG (default: <dir of the first EXP>/probe_compare_<set>.png);"
+                    " the table goes beside it as .md")
     args = ap.parse_args(argv)
     setup_logging()
-    if args.overlay:
-        curves = {Path(e).name: read_tsv(Path(e) / "probe" / "probe.tsv") for e in args.overlay}
-        out = args.out or str(Path(args.overlay[0]).parent / "probe_compare.png")
-        plot_probe_curves(curves, out)
+    if args.compare:
+        if not args.set:
+            ap.error("--compare needs --set NAME (the probe_<NAME> dirs to compare)")
+        curves = {Path(e).name: read_tsv(probe_dir_of(e, args.set) / "probe.tsv") for e in args.compare}
+        out = Path(args.out or Path(args.compare[0]).parent / f"probe_compare_{args.set}.png")
+        plot_probe_curves(curves, out, title=f"Speaker probing per layer on '{args.set}'")
         print(f"wrote {out}")
+        if len(args.compare) > 1:
+            md = compare_markdown(args.compare, args.set, args.num_samples, args.seed)
+            atomic_write_text(out.with_suffix(".md"), md)
+            print(md, end="")
+            print(f"wrote {out.with_suffix('.md')}")
         return
     if not args.exp_dir or not args.data_dir:
-        ap.error("--exp-dir and at least one --data-dir are needed (or --overlay)")
-    with dir_lock(Path(args.exp_dir) / "probe", "probe dir"):
-        _probe(args)
+        ap.error("--exp-dir and at least one --data-dir are needed (or --compare)")
+    if not 0 < args.test_fraction < 1:
+        ap.error(f"--test-fraction must be in (0, 1), got {args.test_fraction}")
+    if args.num_nontarget < 1 or args.num_samples < 1:
+        ap.error("--num-nontarget and --num-samples must be positive")
+    set_name = "+".join(Path(d).name for d in args.data_dir)
+    with dir_lock(probe_dir_of(args.exp_dir, set_name), "probe dir"):
+        _probe(args, set_name)
 
 
-def _probe(args):
+def _probe(args, set_name: str):
     model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint)
     cmvn = CMVN.from_file(cfg["cmvn"])
+    for d in args.data_dir:
+        if not (Path(d) / "feats.scp").exists():
+            raise DataError(Path(d) / "feats.scp", None, "does not exist (is this a dump dir of stage 2?)")
     sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))
             for d in args.data_dir]
-    rows = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs)
-    out = Path(args.exp_dir) / "probe"
-    atomic_write_text(out / "probe.tsv", HEADER + "\n" + "".join(
-        f"{r.layer}\t{r.dim}\t{r.linear_acc:.2f}\t{r.mlp_acc:.2f}\t{r.chance:.2f}\n" for r in rows))
-    plot_probe_curves({Path(args.exp_dir).name: rows}, out / "probe.png",
-                      title=f"Speaker probing: {Path(args.exp_dir).name} (aux={cfg.get('aux', 'none')})")
-    print(f"{'layer':>5} {'dim':>5} {'linear %':>9} {'MLP %':>7} {'chance %':>9}")
-    for r in rows:
-        print(f"{r.layer:>5} {r.dim:>5} {r.linear_acc:>9.1f} {r.mlp_acc:>7.1f} {r.chance:>9.1f}")
-    print(f"wrote {out / 'probe.tsv'} and {out / 'probe.png'}")
+    res = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs,
+                num_nontarget=args.num_nontarget, num_samples=args.num_samples, set_name=set_name)
+    out = probe_dir_of(args.exp_dir, res.set_name)
+    write_probe_dir(out, res)
+    plot_probe_curves({Path(args.exp_dir).name: res.rows}, out / "probe.png",
+                      title=f"Speaker probing of {Path(args.exp_dir).name} (aux={cfg.get('aux', 'none')}) "
+                            f"on '{res.set_name}'")
+    m = res.meta
+    print(f"probe set '{res.set_name}': {m['speakers']} speakers, {m['probe_train_utts']} probe-train / "
+          f"{m['probe_test_utts']} probe-test utterances, {m['target_trials']} target + "
+          f"{m['nontarget_trials']} non-target trials; chance accuracy {fmt(m['chance_acc'], '.1f')} %, "
+          "chance EER 50 %")
+    print(f"{'layer':>5} {'dim':>5}  {'linear acc % [95% CI]':<22} {'MLP acc % [95% CI]':<22} EER % [95% CI]")
+    for r in res.rows:
+        print(f"{r.layer:>5} {r.dim:>5}  {fmt_ci(r.linear_acc, r.linear_ci):<22} {fmt_ci(r.mlp_acc, r.mlp_ci):<22} "
+              f"{fmt_ci(r.eer, r.eer_ci)}")
+    print(f"wrote {out}/probe.tsv, probe.png, per_utt.tsv, trials.tsv, probe.json")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 #   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
 #   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
-#   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe/probe.{tsv,png}, exp/probe_compare.png
+#   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe_<set>/probe.{tsv,png}, exp/probe_compare_<set>.{png,md}
 #   7  comparison     asr_gr.bin.compare                 -> exp/compare.md, exp/compare_per_spk.png (paired bootstrap)
 #
 # Options (set before parse_options.sh; "--train-config conf/x.yaml" sets train_config):
@@ -30,8 +30,10 @@ extra_sets=""           # other sets to extract features for (e.g. untranscribed
 data_prep_opts=""       # options for local/data_prep.sh, as shell words (quote a value with spaces)
 train_config=conf/train.yaml
 train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
-probe_sets=""           # stage 6: sets whose speakers the probes classify (split into probe-train/test
-                        # utterances of the same speakers); default: the heldout set (seen speakers)
+probe_sets=""           # stage 6: sets probed, each on its own (exp/<tag>/probe_<set>); each set's utterances
+                        # are split into probe-train/test utterances of the same speakers. Best: a set of
+                        # speakers unseen in training with >= 10 utterances each; default: the heldout set
+probe_opts=""           # extra options for asr_gr.bin.probe, e.g. "--num-nontarget 50000 --epochs 200"
 untranscribed_set=""    # semi-supervised: a set with utt2spk and no text whose batches add only the speaker loss
 tag=""                  # exp dir name; default <train_config name>_<aux>
 checkpoint=best.pt      # checkpoint decoded in stage 4
@@ -68,7 +70,8 @@ dump_done() {  # dump dir $1 of data dir $2 is done: .done newer than the data d
   log "$1/.done, but $(echo ${lost} | wc -w) ark(s) that feats.scp names are missing (e.g. ${lost%%$'\n'*}); redoing"
   return 1
 }
-feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${untranscribed_set} ${extra_sets}"
+[ -n "${probe_sets}" ] || probe_sets=${heldout_set}
+feat_sets="${train_set} ${valid_set} ${test_sets} ${heldout_set} ${probe_sets} ${untranscribed_set} ${extra_sets}"
 feat_sets=$(echo ${feat_sets} | tr ' ' '\n' | awk 'NF && !seen[$0]++' | tr '\n' ' ')
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
@@ -141,17 +144,19 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
     ${heldout_set:+--heldout-set ${heldout_set}}
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
-  probe_dirs=""
-  [ -n "${probe_sets}" ] || probe_sets=${heldout_set}
-  for s in ${probe_sets}; do probe_dirs="${probe_dirs} --data-dir dump/fbank/${s}"; done
-  for a in ${aux}; do
-    expdir=exp/$(tag_for ${a})
-    log "stage 6: speaker probing of ${expdir} per layer on ${probe_sets}"
-    python -m asr_gr.bin.probe --exp-dir ${expdir} --checkpoint ${checkpoint} ${probe_dirs}
+  [ -n "${probe_sets}" ] || log "stage 6: no --probe-sets and no --heldout-set; nothing to probe"
+  for s in ${probe_sets}; do
+    for a in ${aux}; do
+      expdir=exp/$(tag_for ${a})
+      log "stage 6: speaker probing of ${expdir} per layer on ${s} -> ${expdir}/probe_${s}"
+      python -m asr_gr.bin.probe --exp-dir ${expdir} --checkpoint ${checkpoint} \
+        --data-dir dump/fbank/${s} ${probe_opts}
+    done
+    if [ $(echo ${aux} | wc -w) -gt 1 ]; then
+      python -m asr_gr.bin.probe --set ${s} --out exp/probe_compare_${s}.png \
+        --compare $(for a in ${aux}; do echo exp/$(tag_for ${a}); done)
+    fi
   done
-  if [ $(echo ${aux} | wc -w) -gt 1 ]; then
-    python -m asr_gr.bin.probe --out exp/probe_compare.png --overlay $(for a in ${aux}; do echo exp/$(tag_for ${a}); done)
-  fi
 fi
 
 if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
