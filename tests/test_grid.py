@@ -1,9 +1,14 @@
 """The ablation grid: expansion, exp dir names, bad grid files, and the summary table."""
 
 import json
+import re
 
+import numpy as np
 import pytest
+import torch
 import yaml
+
+from asr_gr.analysis import probe as P
 
 from asr_gr.bin import grid
 from asr_gr.utils import ConfigError
@@ -41,19 +46,54 @@ def test_dry_run_and_skip_finished(tmp_path, capsys):
             "--train-opts '--set aux_conf.spk_layer=2' --untranscribed-set untranscribed") in err
 
 
+def _probe_dir(out, sep, set_name="probe", n_spk=8, per_spk=6):
+    """A probe dir of synthetic 2-layer embeddings whose speaker separation is ``sep`` (same
+    utterances, split and trials for every ``sep``)."""
+    rng = np.random.default_rng(0)
+    spk = [f"s{i // per_spk}" for i in range(n_spk * per_spk)]
+    utts = [f"{s}-{i:02d}" for i, s in enumerate(spk)]
+    centre, noise = rng.standard_normal((n_spk, 4)), rng.standard_normal((len(spk), 4))
+    tr, te = P.split_by_speaker(utts, dict(zip(utts, spk)), 0.3, 0)
+    enrol, test, target = P.make_trials(spk, tr, te, 1000, 0)
+    groups = [spk[i] for i in test]
+    rows, correct, scores = [], {}, []
+    for layer, s in enumerate([1.0, sep]):
+        x = torch.tensor(centre[[int(z[1:]) for z in spk]] * 3 * s + noise)
+        ok = np.random.default_rng(1).random(len(te)) < 0.3 + 0.6 * s  # the same draws: right more often with sep
+        correct[(layer, "linear")] = correct[(layer, "mlp")] = ok
+        acc, ci = P.accuracy_ci(ok)
+        scores.append(P.cosine_scores(x, tr, enrol, test))
+        e, eci = P.eer_ci(scores[-1], target, groups)
+        rows.append(P.ProbeRow(layer, 8, acc, acc, 100 / n_spk, ci, ci, e, eci))
+    P.write_probe_dir(out, P.ProbeResult(set_name, rows, [utts[i] for i in te], [spk[i] for i in te], correct,
+                                         ([utts[i] for i in enrol], [utts[i] for i in test], groups, target),
+                                         scores))
+
+
 def test_summary_table(tmp_path):
     exp = tmp_path / "exp" / "grid_adversarial_l2"
     (exp / "decode_test" / "score").mkdir(parents=True)
     (exp / "decode_train_heldout").mkdir(parents=True)
-    (exp / "probe").mkdir()
     (exp / "decode_test" / "score" / "result.json").write_text(json.dumps({"wer": 50.0, "cer": 20.0}))
     (exp / "decode_train_heldout" / "spk_acc.json").write_text(json.dumps({"acc_spk": 12.5}))
-    (exp / "probe" / "probe.tsv").write_text("layer\tdim\tlinear_acc\tmlp_acc\tchance\n0\t80\t90\t95\t33\n"
-                                             "1\t256\t60\t70\t33\n")
-    md = grid.summarise([{"aux": "adversarial", "spk_layer": 2}], tmp_path / "exp", "test", "train_heldout")
+    _probe_dir(tmp_path / "exp" / "grid_none" / "probe_probe", sep=1.0)
+    _probe_dir(exp / "probe_probe", sep=0.0)  # the adversarial system hides speakers at its top layer
+    _probe_dir(exp / "probe_train_heldout", sep=0.0, set_name="train_heldout", n_spk=4)
+    md = grid.summarise([{"aux": "none"}, {"aux": "adversarial", "spk_layer": 2}], tmp_path / "exp", "test",
+                        "train_heldout")
     # enc. grad from the class defaults (weight 1, constant lambda 1): -1.00
-    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | -1.00 | 50.00 | 20.00 | - | 12.50 | 90 | 60 |" in md
-    assert (tmp_path / "exp" / "grid_probe.png").exists()
+    assert "| grid_adversarial_l2 | adversarial | 2 |  |  | -1.00 | 50.00 | 20.00 | - | 12.50 |" in md
+    assert "## Speaker probing on `probe`" in md and "## Speaker probing on `train_heldout`" in md
+    row = next(line for line in md.split("## Speaker probing on `probe`")[1].splitlines()
+               if line.startswith("| grid_adversarial_l2"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert re.fullmatch(r"\d+ \[\d+, \d+\] / \d+\.\d \[\d+\.\d, \d+\.\d\]", cells[1])  # acc [CI] / EER [CI]
+    d_acc, d_eer = cells[-1].split(" / ")  # paired Δ at the top layer: accuracy down, EER up, both CIs clear of 0
+    assert re.fullmatch(r"-\d+ \[-\d+, -\d+\]", d_acc) and re.fullmatch(r"\+[\d.]+ \[\+[\d.]+, \+[\d.]+\]", d_eer)
+    held = md.split("## Speaker probing on `train_heldout`")[1]
+    assert "[n/a]" in held  # 4 speakers: the speaker bootstrap of the EER is n/a
+    assert (tmp_path / "exp" / "grid_probe_probe.png").exists()
+    assert (tmp_path / "exp" / "grid_probe_train_heldout.png").exists()
 
 
 def test_summary_compares_with_the_baseline(tmp_path):

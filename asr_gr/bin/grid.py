@@ -1,5 +1,6 @@
 """The ablation grid: train, decode, score and probe every system of a grid file, skipping finished
-ones, then summarise them side by side in exp/grid.md (and the probe curves in exp/grid_probe.png).
+ones, then summarise them side by side in exp/grid.md (and the probe curves per probe set in
+exp/grid_probe_<set>.png).
 
     python -m asr_gr.bin.grid --grid conf/grid.yaml -- ./asr.sh --train-set train ...
 
@@ -34,7 +35,7 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.config import load_yaml
-from asr_gr.utils import ConfigError, TrainingError, atomic_write_text
+from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
                "lambda_schedule": str, "semi": bool}
@@ -147,14 +148,54 @@ def _seed_average(systems_per_seed: list, name: str):
     return System(name, first.utts, first.spk, first.ref, err)
 
 
+def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[str]:
+    """Per probe set (every exp/<run>/probe_<set>/probe.tsv): per run (system x seed) and layer the
+    linear-probe accuracy and the verification EER with 95 % CIs, the paired difference to the
+    baseline run of the same seed at the top layer, and exp/grid_probe_<set>.png."""
+    from asr_gr.analysis.probe import compare_probe_dirs, fmt_ci, plot_probe_curves, read_tsv
+
+    base = next((s for s in systems if s["aux"] == "none"), None)
+    runs = [(s, seed, tag_of(s, seed)) for s in systems for seed in seeds]
+    sets = sorted({p.parent.name[len("probe_"):] for _, _, t in runs for p in (exp_root / t).glob("probe_*/probe.tsv")})
+    lines = []
+    for name in sets:
+        probes = {t: read_tsv(exp_root / t / f"probe_{name}" / "probe.tsv") for _, _, t in runs
+                  if (exp_root / t / f"probe_{name}" / "probe.tsv").exists()}
+        n = max(len(r) for r in probes.values())
+        chance = next(iter(probes.values()))[0].chance
+        lines += ["", f"## Speaker probing on `{name}`", "",
+                  f"Per layer (0 = input features): linear-probe identification accuracy % [95% CI] / "
+                  f"verification EER % [95% CI] (chance {chance:.1f} % / 50 %), one row per trained run. Δ top: "
+                  f"the paired difference to the baseline run of the same seed at layer {n - 1} (same "
+                  f"utterances and trials; accuracy, then EER). Curves: `grid_probe_{name}.png`.", "",
+                  "| run |" + "".join(f" L{i} |" for i in range(n)) + " Δ top vs baseline |",
+                  "|---|" + "---|" * (n + 1)]
+        for s, seed, t in runs:
+            if t not in probes:
+                continue
+            rows = probes[t]
+            cells = [f"{fmt_ci(r.linear_acc, r.linear_ci, '.0f')} / {fmt_ci(r.eer, r.eer_ci, '.1f')}" for r in rows]
+            cells += [""] * (n - len(rows))
+            delta, bt = "-", tag_of(base, seed) if base is not None else None
+            if bt is not None and t != bt and bt in probes:
+                try:
+                    d = compare_probe_dirs(exp_root / bt / f"probe_{name}", exp_root / t / f"probe_{name}")
+                    if len(d) == n:
+                        delta = f"{fmt_ci(*d[-1].linear, '.0f', sign=True)} / {fmt_ci(*d[-1].eer, '.1f', sign=True)}"
+                except DataError as e:
+                    delta = f"n/a ({e.reason.split(';')[0]})"
+            lines.append(f"| {t} | " + " | ".join(cells) + f" | {delta} |")
+        plot_probe_curves(probes, exp_root / f"grid_probe_{name}.png",
+                          title=f"Speaker probing per layer on '{name}': the grid")
+    return lines
+
+
 def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str,
               seeds: list | None = None, config: str | None = None) -> str:
     """exp/grid.md: per system WER/CER on the test set (mean ± s.d. over seeds), the WER difference to
     the baseline with its 95% paired-bootstrap intervals (utterances; speakers where there are >= 5)
     and p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
-    head, probe accuracy per layer; and exp/grid_probe.png."""
-    from asr_gr.analysis.probe import plot_probe_curves
-    from asr_gr.bin.probe import read_tsv
+    head; then per probe set, probe accuracy and EER per layer with CIs (exp/grid_probe_<set>.png)."""
     from asr_gr.models.speaker import encoder_grad_scale
     from asr_gr.score.significance import load_system, paired_bootstrap
 
@@ -182,22 +223,15 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
              "when there are at least 5; 1000 draws) and the utterance-level p-value. enc. grad: the "
              "effective scale of the speaker loss's gradient reaching the encoder, averaged over training "
              f"(+w for mtl, −w·mean(λ) for adversarial). spk acc: the aux head on `{heldout_set}`. "
-             "L0..Ln: linear-probe speaker accuracy % per layer (0 = input features) of the frozen model.", ""]
-    probes, rows = {}, []
+             "Speaker probing of the frozen layers: one section per probe set below.", ""]
+    rows = []
     for s in systems:
         res = [_json(exp_root / tag_of(s, seed) / f"decode_{test_set}" / "score" / "result.json") for seed in seeds]
         acc = [_json(exp_root / tag_of(s, seed) / f"decode_{heldout_set}" / "spk_acc.json") for seed in seeds]
-        tables = [read_tsv(t) for t in (exp_root / tag_of(s, seed) / "probe" / "probe.tsv" for seed in seeds)
-                  if t.exists()]
-        if tables:
-            probes[tag_of(s)] = [type(r)(r.layer, r.dim, sum(t[i].linear_acc for t in tables) / len(tables),
-                                         sum(t[i].mlp_acc for t in tables) / len(tables), r.chance)
-                                 for i, r in enumerate(tables[0])]
         rows.append((s, res, acc))
-    n_layers = max((len(p) for p in probes.values()), default=0)
     head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
-            "| spk acc % |" + "".join(f" L{i} |" for i in range(n_layers)))
-    lines += [head, "|" + "---|" * (10 + n_layers)]
+            "| spk acc % |")
+    lines += [head, "|" + "---|" * 10]
     for s, res, acc in rows:
         t = tag_of(s)
         delta = "-"
@@ -214,12 +248,8 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
                  "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
                  _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
                  _mean_sd([a["acc_spk"] for a in acc if a])]
-        cells += [f"{r.linear_acc:.0f}" for r in probes.get(t, [])] + [""] * (n_layers - len(probes.get(t, [])))
         lines.append("| " + " | ".join(cells) + " |")
-    if probes:
-        chance = next(iter(probes.values()))[0].chance
-        lines += ["", f"Probe chance level: {chance:.1f} %. Curves: `grid_probe.png`."]
-        plot_probe_curves(probes, exp_root / "grid_probe.png", title="Speaker probing per layer: the grid")
+    lines += _probe_sections(systems, exp_root, seeds)
     md = "\n".join(lines) + "\n"
     atomic_write_text(exp_root / "grid.md", md)
     return md
