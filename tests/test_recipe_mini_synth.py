@@ -108,3 +108,23 @@ def test_stage2_done_marker_checks_its_arks(recipe):
     assert re.search(r"dump/fbank/test/\.done, but 1 ark\(s\) that feats\.scp names are missing", p.stderr), p.stderr
     assert "dump/fbank/train is done; skipping" in p.stderr
     assert ark.exists()
+
+
+def test_stage6_probes_each_set_in_its_own_dir_and_compares(recipe):
+    p = _run(recipe, "--stage", "6", "--stop-stage", "6", "--aux", "none adversarial", "--probe-sets", "test dev",
+             "--probe-opts", "--epochs 20 --num-samples 100", check=False)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for aux in ("none", "adversarial"):
+        for s in ("test", "dev"):
+            d = recipe / "exp" / f"tiny_{aux}" / f"probe_{s}"
+            assert (d / "probe.tsv").read_text().splitlines()[1].startswith(f"{s}\t0\t")
+            assert (d / "trials.tsv").exists() and (d / "per_utt.tsv").exists()
+    for s in ("test", "dev"):
+        assert (recipe / "exp" / f"probe_compare_{s}.png").exists()
+        assert "`tiny_adversarial` − `tiny_none`" in (recipe / "exp" / f"probe_compare_{s}.md").read_text()
+    # the tiny corpus has one held-out utterance per training speaker: nothing to probe, one line says so
+    p = _run(recipe, "--stage", "6", "--stop-stage", "6", "--aux", "none", "--probe-sets", "train_heldout",
+             check=False)
+    assert p.returncode != 0
+    assert "ERROR: " in p.stderr and "has 0 speaker(s) with at least 2 utterances" in p.stderr
+    assert "Traceback" not in p.stderr
