@@ -111,15 +111,15 @@ def test_stage2_done_marker_checks_its_arks(recipe):
 
 
 def test_stage6_probes_each_set_in_its_own_dir_and_compares(recipe):
-    p = _run(recipe, "--stage", "6", "--stop-stage", "6", "--aux", "none adversarial", "--probe-sets", "test dev",
+    p = _run(recipe, "--stage", "6", "--stop-stage", "6", "--aux", "none adversarial", "--probe-sets", "probe test",
              "--probe-opts", "--epochs 20 --num-samples 100", check=False)
     assert p.returncode == 0, p.stderr[-3000:]
     for aux in ("none", "adversarial"):
-        for s in ("test", "dev"):
+        for s in ("probe", "test"):
             d = recipe / "exp" / f"tiny_{aux}" / f"probe_{s}"
             assert (d / "probe.tsv").read_text().splitlines()[1].startswith(f"{s}\t0\t")
             assert (d / "trials.tsv").exists() and (d / "per_utt.tsv").exists()
-    for s in ("test", "dev"):
+    for s in ("probe", "test"):
         assert (recipe / "exp" / f"probe_compare_{s}.png").exists()
         assert "`tiny_adversarial` − `tiny_none`" in (recipe / "exp" / f"probe_compare_{s}.md").read_text()
     # the tiny corpus has one held-out utterance per training speaker: nothing to probe, one line says so
