@@ -73,7 +73,7 @@ def test_every_writer_refuses_a_held_dir(tmp_path, holder, capsys, tool):
                                "--token-list", "x",
                                "--cmvn", str(tmp_path / "cmvn.ark")], out),
         "decode": (decode.main, ["--exp-dir", "e", "--data-dir", "d", "--out-dir", str(out)], out),
-        "probe": (probe.main, ["--exp-dir", str(tmp_path), "--data-dir", "d"], tmp_path / "probe"),
+        "probe": (probe.main, ["--exp-dir", str(tmp_path), "--data-dir", "d"], tmp_path / "probe_d"),
         "compute_fbank": (compute_fbank.main, ["--data-dir", str(tmp_path / "data"), "--out-dir", str(out)], out),
         "import_feats": (import_feats.main, ["--data-dir", "d", "--out-dir", str(out)], out),
     }
