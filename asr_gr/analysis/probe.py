@@ -17,10 +17,14 @@ from asr_gr.models.speaker import masked_stats
 
 
 @torch.no_grad()
-def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str], list[torch.Tensor]]:
+def pooled_layers(model, datasets, batch_frames: int = 40000,
+                  precision: str = "fp32") -> tuple[list[str], list[torch.Tensor]]:
     """Mean and standard deviation over time of layer 0 (the normalised input) and of every encoder
-    layer, for every utterance of ``datasets``. Returns (utterance ids, [tensor (N, 2 D_l) for l = 0..L]).
+    layer, for every utterance of ``datasets``, with the encoder run on the model's device in
+    ``precision`` (pooling in fp32). Returns (utterance ids, [tensor (N, 2 D_l) for l = 0..L]).
     (The standard deviation matters: with per-utterance mean normalisation the input's mean is 0.)"""
+    from asr_gr.device import autocast, explain_oom
+
     model.eval()
     device = next(model.parameters()).device
     utts, per_layer = [], None
@@ -29,8 +33,10 @@ def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str]
             ds, batch_sampler=BucketSampler(ds.lengths, batch_frames, shuffle=False), collate_fn=collate)
         for batch in loader:
             feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
-            _, out_lens, layers = model.encoder(feats, lens)
-            pooled = [masked_stats(feats, lens)] + [masked_stats(x, out_lens) for x in layers]
+            with explain_oom(batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+                    autocast(device, precision):
+                _, out_lens, layers = model.encoder(feats, lens)
+                pooled = [masked_stats(feats, lens)] + [masked_stats(x, out_lens) for x in layers]
             if per_layer is None:
                 per_layer = [[] for _ in pooled]
             for acc, p in zip(per_layer, pooled):
@@ -99,9 +105,10 @@ class ProbeRow:
 
 
 def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.3, seed: int = 0,
-          epochs: int = 300) -> list[ProbeRow]:
-    """Speaker accuracy per layer (0 = input features) of probes trained on ``datasets``' utterances."""
-    utts, layers = pooled_layers(model, datasets)
+          epochs: int = 300, batch_frames: int = 40000, precision: str = "fp32") -> list[ProbeRow]:
+    """Speaker accuracy per layer (0 = input features) of probes trained on ``datasets``' utterances
+    (the frozen model's forward pass in ``precision``; the probes themselves always train in fp32)."""
+    utts, layers = pooled_layers(model, datasets, batch_frames, precision)
     spk_of = {u: ds.spk_label[u] for ds in datasets for u in ds.utts}
     tr, te = split_by_speaker(utts, spk_of, test_fraction, seed)
     if not tr or not te:

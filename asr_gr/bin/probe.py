@@ -16,7 +16,9 @@ from pathlib import Path
 
 from asr_gr.analysis.probe import ProbeRow, plot_probe_curves, probe
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.data.dataset import FeatureDataset
+from asr_gr.device import PRECISIONS
 from asr_gr.features.cmvn import CMVN
 from asr_gr.lock import dir_lock
 from asr_gr.train.restore import load_trained
@@ -48,6 +50,11 @@ def main(argv=None):
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--epochs", type=int, default=300, help="full-batch training epochs of each probe")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-frames", type=int, default=40000, help="padded frames per forward batch")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
+                    "ngpu > 0 and a GPU is visible, else cpu)")
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                    help="autocast precision of the frozen model's forward pass (default fp32)")
     ap.add_argument("--overlay", nargs="+", metavar="EXP", help="plot the probe.tsv of these exp dirs together")
     ap.add_argument("--out", help="PNG for --overlay")
     args = ap.parse_args(argv)
@@ -56,25 +63,28 @@ def main(argv=None):
         curves = {Path(e).name: read_tsv(Path(e) / "probe" / "probe.tsv") for e in args.overlay}
         out = args.out or str(Path(args.overlay[0]).parent / "probe_compare.png")
         plot_probe_curves(curves, out)
+        write_record(Path(out).parent, "asr_gr.bin.probe", argv, args)
         print(f"wrote {out}")
         return
     if not args.exp_dir or not args.data_dir:
         ap.error("--exp-dir and at least one --data-dir are needed (or --overlay)")
     with dir_lock(Path(args.exp_dir) / "probe", "probe dir"):
-        _probe(args)
+        _probe(args, argv)
 
 
-def _probe(args):
-    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint)
+def _probe(args, argv):
+    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint, device=args.device)
     cmvn = CMVN.from_file(cfg["cmvn"])
     sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))
             for d in args.data_dir]
-    rows = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs)
+    rows = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs,
+                 batch_frames=args.batch_frames, precision=args.precision)
     out = Path(args.exp_dir) / "probe"
     atomic_write_text(out / "probe.tsv", HEADER + "\n" + "".join(
         f"{r.layer}\t{r.dim}\t{r.linear_acc:.2f}\t{r.mlp_acc:.2f}\t{r.chance:.2f}\n" for r in rows))
     plot_probe_curves({Path(args.exp_dir).name: rows}, out / "probe.png",
                       title=f"Speaker probing: {Path(args.exp_dir).name} (aux={cfg.get('aux', 'none')})")
+    write_record(out, "asr_gr.bin.probe", argv, args)
     print(f"{'layer':>5} {'dim':>5} {'linear %':>9} {'MLP %':>7} {'chance %':>9}")
     for r in rows:
         print(f"{r.layer:>5} {r.dim:>5} {r.linear_acc:>9.1f} {r.mlp_acc:>7.1f} {r.chance:>9.1f}")
