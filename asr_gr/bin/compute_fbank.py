@@ -73,10 +73,10 @@ def main(argv=None):
         sys.exit(1)
     out = Path(args.out_dir)
     with dir_lock(out, "dump dir"):
-        _extract(args, out)
+        _extract(args, out, argv)
 
 
-def _extract(args, out):
+def _extract(args, out, argv):
     data_dir = Path(args.data_dir)
     if args.speed_perturb.strip():
         from asr_gr.features.perturb import speed_perturb_data_dir

@@ -57,10 +57,10 @@ def main(argv=None):
     exp = Path(args.exp_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     with dir_lock(exp, "exp dir") if main_rank else contextlib.nullcontext():
-        _train(args, config, exp, main_rank)
+        _train(args, config, exp, main_rank, argv)
 
 
-def _train(args, config, exp, main_rank):
+def _train(args, config, exp, main_rank, argv):
     setup_logging(exp / "train.log" if main_rank else None, logging.INFO if main_rank else logging.WARNING)
     trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
                       heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,
