@@ -17,3 +17,31 @@ def test_fbank_benchmark_prints_every_row(tmp_path):
     assert len(rows) == 8, p.stdout
     assert all(int(rt) > 0 for _, _, rt in rows)
     assert {name for name, _, _ in rows} >= {"stage 2 --nj 1", "stage 2 --nj 2"}
+
+
+def test_train_step_benchmark_has_a_row_per_precision(tmp_path):
+    # a small model: bf16 convolutions are slow on CPUs without AVX512-BF16
+    (tmp_path / "small.yaml").write_text("encoder_conf: {channels: [32, 32], kernels: [5, 3], stride: 3}\n"
+                                         "aux_conf: {spk_layer: 1, hidden: 16}\nbatch_frames: 3000\n")
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step.py"), "--max-batches", "2",
+                        "--threads", "1", "--precision", "fp32", "bf16", "--config", str(tmp_path / "small.yaml")],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = re.findall(r"^\| (fp32|bf16) +\| +([\d.]+) \| +([\d.]+) \| +([\d.]+) \| +([\d.]+) \|", p.stdout, flags=re.M)
+    assert [r[0] for r in rows] == ["fp32", "bf16"], p.stdout
+    assert all(float(r[2]) > 0 for r in rows)
+    assert "speed-up of bf16 over fp32" in p.stdout
+
+
+def test_gpu_train_benchmark_runs_on_the_cpu(tmp_path):
+    """The GPU benchmark's smoke test: the LibriSpeech config, synthetic features, a few CPU steps."""
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_train.py"), "--device", "cpu", "--steps", "3",
+                        "--utts", "3", "--batch-frames", "1500", "--no-warmup", "--num-workers", "1",
+                        "--precision", "fp32"], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.startswith("data: synthetic LibriSpeech-like features (3 utterances")
+    row = re.search(r"^\| +cpu \| +fp32 \| +1 \| +1500 \| +(\d+) \| +([\d.]+) \| +([\d.]+) \| +([\d.]+) % \| +- \|",
+                    p.stdout, flags=re.M)
+    assert row, p.stdout
+    steps, sps, audio, wait = int(row[1]), float(row[2]), float(row[3]), float(row[4])
+    assert steps >= 3 and sps > 0 and audio > 0 and 0 <= wait < 100

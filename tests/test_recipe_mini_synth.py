@@ -43,6 +43,13 @@ def test_run_sh_all_stages_three_systems(recipe):
         for f in ("config.yaml", "train.log", "epoch1.pt", "best.pt", "metrics.jsonl", "curves.png"):
             assert (exp / f).exists(), f
     assert "WER" in p.stdout + p.stderr  # the table is printed at the end
+    # every stage left a record of how it was run beside its outputs
+    for rec, tool in (("data/make_mini_synth", "make_mini_synth"), ("dump/fbank/train/compute_fbank", "compute_fbank"),
+                      ("data/token_list/char/tokenizer", "tokenizer"), ("exp/tiny_mtl/train", "train"),
+                      ("exp/tiny_mtl/decode_test/decode", "decode"), ("exp/tiny_mtl/decode_test/score/score", "score"),
+                      ("exp/results", "results")):
+        r = json.loads((recipe / f"{rec}.record.json").read_text())
+        assert r["tool"] == f"asr_gr.bin.{tool}" and r["cwd"] == str(recipe), rec
 
 
 def test_rerun_one_stage_resumes_and_reuses(recipe):

@@ -49,11 +49,15 @@ NA = "n/a"
 
 
 @torch.no_grad()
-def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str], list[torch.Tensor]]:
+def pooled_layers(model, datasets, batch_frames: int = 40000,
+                  precision: str = "fp32") -> tuple[list[str], list[torch.Tensor]]:
     """Mean and standard deviation over time of layer 0 (the normalised input) and of every encoder
-    layer, for every utterance of ``datasets``, padding masked. Returns (sorted utterance ids,
-    [tensor (N, 2 D_l) for l = 0..L]) in that order, whatever the batching.
+    layer, for every utterance of ``datasets``, padding masked, with the encoder run on the model's
+    device in ``precision`` (pooling in fp32). Returns (sorted utterance ids, [tensor (N, 2 D_l) for
+    l = 0..L]) in that order, whatever the batching.
     (The standard deviation matters: with per-utterance mean normalisation the input's mean is 0.)"""
+    from asr_gr.device import autocast, explain_oom
+
     model.eval()
     device = next(model.parameters()).device
     utts, per_layer = [], None
@@ -62,8 +66,10 @@ def pooled_layers(model, datasets, batch_frames: int = 40000) -> tuple[list[str]
             ds, batch_sampler=BucketSampler(ds.lengths, batch_frames, shuffle=False), collate_fn=collate)
         for batch in loader:
             feats, lens = batch["feats"].to(device), batch["feat_lens"].to(device)
-            _, out_lens, layers = model.encoder(feats, lens)
-            pooled = [masked_stats(feats, lens)] + [masked_stats(x, out_lens) for x in layers]
+            with explain_oom(batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+                    autocast(device, precision):
+                _, out_lens, layers = model.encoder(feats, lens)
+            pooled = [masked_stats(feats, lens)] + [masked_stats(x.float(), out_lens) for x in layers]
             if per_layer is None:
                 per_layer = [[] for _ in pooled]
             for acc, p in zip(per_layer, pooled):
@@ -314,9 +320,10 @@ class ProbeResult:
 
 def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.3, seed: int = 0,
           epochs: int = 300, num_nontarget: int = 20000, num_samples: int = 1000,
-          set_name: str | None = None, batch_frames: int = 40000) -> ProbeResult:
+          set_name: str | None = None, batch_frames: int = 40000, precision: str = "fp32") -> ProbeResult:
     """Speaker identification accuracy and verification EER per layer (0 = input features), with 95 %
-    intervals, on the utterances of ``datasets`` (pooled into one probe set)."""
+    intervals, on the utterances of ``datasets`` (pooled into one probe set); the frozen model's
+    forward pass in ``precision``, the probes themselves always train in fp32."""
     from tqdm import tqdm
 
     name = set_name or "+".join(Path(ds.dir).name for ds in datasets)
@@ -326,7 +333,7 @@ def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.
     if len(speakers_all) < 2:
         raise DataError(where, None, f"probe set '{name}' has {len(speakers_all)} speaker(s) "
                         f"({len(spk_of)} utterances); speaker probing needs at least 2")
-    utts, layers = pooled_layers(model, datasets, batch_frames)
+    utts, layers = pooled_layers(model, datasets, batch_frames, precision)
     per_spk = {s: 0 for s in speakers_all}
     for u in utts:
         per_spk[spk_of[u]] += 1

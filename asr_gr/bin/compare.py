@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.score.significance import compare_systems, load_system, markdown, plot_per_spk
 from asr_gr.score.wer import check_comparable
 from asr_gr.utils import DataError, atomic_write_text
@@ -48,6 +49,7 @@ def main(argv=None):
     md += f"\n![per-speaker WER]({png.name})\n"
     atomic_write_text(out, md)
     plot_per_spk(systems, png)
+    write_record(out.parent, "asr_gr.bin.compare", argv, args)
     print(md, end="")
 
 

@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.features.cmvn import write_global_cmvn, write_spk_cmvn
 from asr_gr.utils import setup_logging
 
@@ -28,6 +29,7 @@ def main(argv=None):
     ap.add_argument("--out-scp", help="with --spk2utt: the scp (default: --out with suffix .scp)")
     args = ap.parse_args(argv)
     setup_logging()
+    write_record(Path(args.out).parent, "asr_gr.bin.compute_cmvn", argv, args)
     if args.spk2utt:
         stats = write_spk_cmvn(args.feats_scp, args.spk2utt, args.out, args.out_scp)
         scp = args.out_scp or Path(args.out).with_suffix(".scp")

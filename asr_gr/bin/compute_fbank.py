@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.data.kaldi_dir import validate_data_dir
 from asr_gr.features.cmvn import write_global_cmvn
 from asr_gr.features.fbank import FbankConfig, compute_fbank_dir
@@ -72,10 +73,10 @@ def main(argv=None):
         sys.exit(1)
     out = Path(args.out_dir)
     with dir_lock(out, "dump dir"):
-        _extract(args, out)
+        _extract(args, out, argv)
 
 
-def _extract(args, out):
+def _extract(args, out, argv):
     data_dir = Path(args.data_dir)
     if args.speed_perturb.strip():
         from asr_gr.features.perturb import speed_perturb_data_dir
@@ -92,6 +93,7 @@ def _extract(args, out):
                 shutil.copyfile(src, tmp)
     if args.cmvn:
         write_global_cmvn(out / "feats.scp", out / "cmvn.ark")
+    write_record(out, "asr_gr.bin.compute_fbank", argv, args)
     print(f"wrote features of {n} utterances to {out}")
 
 

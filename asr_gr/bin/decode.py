@@ -2,7 +2,7 @@
 
     python -m asr_gr.bin.decode --exp-dir exp/train_none --data-dir dump/fbank/test \\
         --out-dir exp/train_none/decode_test [--checkpoint best.pt] [--beam-size 8 --lm lm.arpa \\
-        --lm-weight 0.5 --word-bonus 1.0] [--nj 2] [--dump-layers utts.txt]
+        --lm-weight 0.5 --word-bonus 1.0] [--nj 2] [--dump-layers utts.txt] [--device cuda] [--precision bf16]
 
 Writes OUT/hyp.txt (Kaldi text format) and OUT/rtf.txt (real-time factor); with --dump-layers the
 encoder's per-layer outputs (layer 0 = input features) of the listed utterances as
@@ -15,14 +15,17 @@ beside it).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.decode.runner import DecodeOptions, _build_dataset, decode_dir
 from asr_gr.lock import dir_lock
+from asr_gr.device import PRECISIONS, autocast, explain_oom
 from asr_gr.train.restore import load_trained, untranscribed_classes
 from asr_gr.train.trainer import speaker_accuracy
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
@@ -52,6 +55,10 @@ def main(argv=None):
                     help="parallel worker processes, one per utils/split_data.sh --per-utt part")
     ap.add_argument("--dump-layers", default=None, metavar="UTT_LIST_FILE",
                     help="also write every encoder layer's output of these utterances to OUT/layers/")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
+                    "ngpu > 0 and a GPU is visible, else cpu)")
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                    help="autocast precision of the forward pass (default fp32; see README for bf16)")
     args = ap.parse_args(argv)
     setup_logging()
     if args.beam_size < 1 or args.nj < 1:
@@ -60,17 +67,18 @@ def main(argv=None):
         torch.set_num_threads(args.num_threads)
     opts = DecodeOptions(checkpoint=args.checkpoint, beam_size=args.beam_size, lm=args.lm,
                          lm_weight=args.lm_weight, word_bonus=args.word_bonus, batch_frames=args.batch_frames,
-                         num_threads=args.num_threads,
+                         num_threads=args.num_threads, device=args.device, precision=args.precision,
                          dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
     out = Path(args.out_dir)
     with dir_lock(out, "decode dir"):
-        _decode(args, opts, out)
+        _decode(args, opts, out, argv)
 
 
-def _decode(args, opts, out):
+def _decode(args, opts, out, argv):
     res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj)
     msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
-    model, cfg, _, spk2id = load_trained(args.exp_dir, args.checkpoint)
+    model, cfg, _, spk2id = load_trained(args.exp_dir, args.checkpoint, device=args.device)
+    device = next(model.parameters()).device
     if model.aux_head is not None:
         ds = _build_dataset(cfg, args.data_dir, spk2id)
         if all(ds.spk_label[u] in spk2id for u in ds.utts):
@@ -78,7 +86,9 @@ def _decode(args, opts, out):
             extra = untranscribed_classes(args.exp_dir, spk2id)
             if set(extra) & {spk2id[ds.spk_label[u]] for u in ds.utts}:
                 extra = []  # the set has untranscribed speakers: score over every class
-            acc, acc_all = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
+            with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+                    autocast(device, args.precision):
+                acc, acc_all = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
             info = {"acc_spk": round(acc, 2), "num_utts": len(ds),
                     "chance": round(100.0 / (len(spk2id) - len(extra)), 2), "num_classes": len(spk2id) - len(extra)}
             if extra:
@@ -86,6 +96,7 @@ def _decode(args, opts, out):
                 info["masked_untranscribed_classes"] = len(extra)
             atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
             msg += f"; speaker accuracy of the aux head {acc:.1f}%"
+    write_record(out, "asr_gr.bin.decode", argv, args, config=dataclasses.asdict(opts))
     print(msg)
 
 

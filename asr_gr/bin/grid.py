@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.config import load_yaml
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
@@ -294,6 +295,7 @@ def main(argv=None):
             (exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done").touch()
     if not args.dry_run:
         print(summarise(systems, exp_root, test_set, heldout_set, seeds, config), end="")
+        write_record(exp_root, "asr_gr.bin.grid", argv, args, config=grid)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.features.reuse import import_feats_dir
 from asr_gr.lock import dir_lock
 from asr_gr.utils import setup_logging
@@ -33,6 +34,7 @@ def main(argv=None):
     setup_logging()
     with dir_lock(args.out_dir, "dump dir"):
         s = import_feats_dir(args.data_dir, args.out_dir, cmvn=args.cmvn, path_root=args.path_root, dim=args.dim)
+        write_record(args.out_dir, "asr_gr.bin.import_feats", argv, args)
     print(f"imported {s['utts']} utterances ({s['frames']} frames, dim {s['dim']}) to {args.out_dir}; "
           f"CMVN: {s['cmvn']}")
 

@@ -11,6 +11,7 @@ import logging
 import time
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.corpora.mini_synth import TINY_OPTIONS, make_corpus
 from asr_gr.utils import die, setup_logging
 
@@ -55,6 +56,7 @@ def main(argv=None):
     except (RuntimeError, ValueError) as e:
         die(str(e))
     logging.info("mini_synth ready in %.1f s", time.time() - start)
+    write_record(args.data, "asr_gr.bin.make_mini_synth", argv, args)
     print(f"{'set':<15}{'speakers':>9}{'utts':>7}{'minutes':>9}")
     for name, row in summary.items():
         print(f"{name:<15}{row['speakers']:>9}{row['utterances']:>7}{row['minutes']:>9.2f}")

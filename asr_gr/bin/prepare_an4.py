@@ -13,6 +13,7 @@ import argparse
 import logging
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.corpora.an4 import prepare_an4
 from asr_gr.utils import setup_logging
 
@@ -33,6 +34,7 @@ def main(argv=None):
     summary = prepare_an4(args.an4_root, args.data, dev_fraction=args.dev_fraction, seed=args.seed,
                           sph2pipe=args.sph2pipe)
     logging.info("AN4 data dirs written to %s", args.data)
+    write_record(args.data, "asr_gr.bin.prepare_an4", argv, args)
     print(f"{'set':<15}{'speakers':>9}{'utts':>7}{'minutes':>9}")
     for name, row in summary.items():
         print(f"{name:<15}{row['speakers']:>9}{row['utterances']:>7}{row['minutes']:>9.2f}")

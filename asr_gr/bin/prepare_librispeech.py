@@ -15,6 +15,7 @@ import argparse
 import logging
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.corpora.librispeech import prepare_librispeech
 from asr_gr.utils import die, setup_logging
 
@@ -53,6 +54,7 @@ def main(argv=None):
             raise
         die(str(e))
     logging.info("LibriSpeech data dirs written to %s", args.data)
+    write_record(args.data, "asr_gr.bin.prepare_librispeech", argv, args)
     print(f"{'set':<18}{'readers':>8}{'spk':>7}{'utts':>8}{'hours':>8}  text")
     for name, row in summary.items():
         hours = f"{row['hours']:.2f}" if row["hours"] is not None else "-"

@@ -23,7 +23,9 @@ from pathlib import Path
 from asr_gr.analysis.probe import (compare_probe_dirs, fmt, fmt_ci, plot_probe_curves, probe, read_tsv,
                                    write_probe_dir)
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.data.dataset import FeatureDataset
+from asr_gr.device import PRECISIONS
 from asr_gr.features.cmvn import CMVN
 from asr_gr.lock import dir_lock
 from asr_gr.train.restore import load_trained
@@ -67,6 +69,11 @@ def main(argv=None):
                     help="non-target verification trials sampled (all target trials are used)")
     ap.add_argument("--num-samples", type=int, default=1000, help="bootstrap draws of every interval")
     ap.add_argument("--seed", type=int, default=0, help="seeds the split, the trials and the bootstrap")
+    ap.add_argument("--batch-frames", type=int, default=40000, help="padded frames per forward batch")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
+                    "ngpu > 0 and a GPU is visible, else cpu)")
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                    help="autocast precision of the frozen model's forward pass (default fp32)")
     ap.add_argument("--compare", "--overlay", nargs="+", metavar="EXP", dest="compare",
                     help="plot these exp dirs' probes of --set together and compare each with the first, paired")
     ap.add_argument("--set", help="probe set name for --compare (the probe_<set> dirs)")
@@ -80,6 +87,7 @@ def main(argv=None):
         curves = {Path(e).name: read_tsv(probe_dir_of(e, args.set) / "probe.tsv") for e in args.compare}
         out = Path(args.out or Path(args.compare[0]).parent / f"probe_compare_{args.set}.png")
         plot_probe_curves(curves, out, title=f"Speaker probing per layer on '{args.set}'")
+        write_record(out.parent, "asr_gr.bin.probe", argv, args)
         print(f"wrote {out}")
         if len(args.compare) > 1:
             md = compare_markdown(args.compare, args.set, args.num_samples, args.seed)
@@ -95,11 +103,11 @@ def main(argv=None):
         ap.error("--num-nontarget and --num-samples must be positive")
     set_name = "+".join(Path(d).name for d in args.data_dir)
     with dir_lock(probe_dir_of(args.exp_dir, set_name), "probe dir"):
-        _probe(args, set_name)
+        _probe(args, set_name, argv)
 
 
-def _probe(args, set_name: str):
-    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint)
+def _probe(args, set_name: str, argv):
+    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint, device=args.device)
     cmvn = CMVN.from_file(cfg["cmvn"])
     for d in args.data_dir:
         if not (Path(d) / "feats.scp").exists():
@@ -107,9 +115,11 @@ def _probe(args, set_name: str):
     sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))
             for d in args.data_dir]
     res = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs,
-                num_nontarget=args.num_nontarget, num_samples=args.num_samples, set_name=set_name)
+                num_nontarget=args.num_nontarget, num_samples=args.num_samples, set_name=set_name,
+                batch_frames=args.batch_frames, precision=args.precision)
     out = probe_dir_of(args.exp_dir, res.set_name)
     write_probe_dir(out, res)
+    write_record(out, "asr_gr.bin.probe", argv, args)
     plot_probe_curves({Path(args.exp_dir).name: res.rows}, out / "probe.png",
                       title=f"Speaker probing of {Path(args.exp_dir).name} (aux={cfg.get('aux', 'none')}) "
                             f"on '{res.set_name}'")

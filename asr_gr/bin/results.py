@@ -19,6 +19,7 @@ from asr_gr.config import load_yaml
 from asr_gr.models.speaker import encoder_grad_scale
 from asr_gr.score.significance import load_system, wer_interval
 from asr_gr.score.wer import check_comparable
+from asr_gr.record import write_record
 from asr_gr.utils import atomic_write_text
 
 
@@ -115,6 +116,7 @@ def main(argv=None):
     rows = collect(args.exp_root, args.test_set, args.heldout_set)
     md = markdown(rows, args.test_set, args.heldout_set) + dataset_tables(args.exp_root)
     atomic_write_text(Path(args.exp_root) / "RESULTS.md", md)
+    write_record(args.exp_root, "asr_gr.bin.results", argv, args)
     print(md, end="")
 
 

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.data.kaldi_dir import read_table, read_text_file, speaker_labels
 from asr_gr.score.wer import missing_text, score, write_reports
 from asr_gr.utils import DataError
@@ -53,6 +54,7 @@ def main(argv=None):
     if rep.missing:
         print(f"WARNING: {args.hyp}: {missing_text(rep.missing, len(refs))}", file=sys.stderr)
     summary = write_reports(rep, args.out_dir, title=f"hyp: {args.hyp}  ref: {Path(args.ref_dir) / 'text'}")
+    write_record(args.out_dir, "asr_gr.bin.score", argv, args)
     print(f"%WER {summary['wer']:.2f}  %CER {summary['cer']:.2f}  ({summary['num_utts']} utterances, "
           f"{summary['num_spk']} speakers) -> {Path(args.out_dir) / 'result.txt'}")
 

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.data.kaldi_dir import read_text_file
 from asr_gr.text.tokenizer import CharTokenizer, build_char_list, train_sentencepiece
 from asr_gr.utils import atomic_path
@@ -25,6 +26,7 @@ def main(argv=None):
     ap.add_argument("--vocab-size", type=int, default=300)
     args = ap.parse_args(argv)
     texts = list(read_text_file(args.text).values())
+    write_record(Path(args.out).parent, "asr_gr.bin.tokenizer", argv, args)
     if args.token_type == "char":
         tokens = build_char_list(texts)
         CharTokenizer(tokens).save(args.out)

@@ -18,6 +18,7 @@ import os
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
+from asr_gr.record import write_record
 from asr_gr.config import resolve
 from asr_gr.lock import dir_lock
 from asr_gr.train.checks import check_inputs, check_model_config, validate_config
@@ -56,10 +57,10 @@ def main(argv=None):
     exp = Path(args.exp_dir)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     with dir_lock(exp, "exp dir") if main_rank else contextlib.nullcontext():
-        _train(args, config, exp, main_rank)
+        _train(args, config, exp, main_rank, argv)
 
 
-def _train(args, config, exp, main_rank):
+def _train(args, config, exp, main_rank, argv):
     setup_logging(exp / "train.log" if main_rank else None, logging.INFO if main_rank else logging.WARNING)
     trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
                       heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,
@@ -67,6 +68,7 @@ def _train(args, config, exp, main_rank):
                       progress=not args.no_progress)
     trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
                          "cmvn": str(Path(args.cmvn).resolve())})
+    write_record(exp, "asr_gr.bin.train", argv, args, config=config)
     summary = trainer.run()
     trainer.dist.close()
     if not main_rank:

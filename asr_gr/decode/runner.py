@@ -25,6 +25,8 @@ class DecodeOptions:
     batch_frames: int = 40000
     num_threads: int = 0
     dump_utts: list = field(default_factory=list)  # utterances whose layers to dump
+    device: str | None = None  # cpu | cuda; None: cuda if the model's config has ngpu > 0 and one is visible
+    precision: str = "fp32"  # fp32 | bf16 | fp16 autocast of the model's forward pass
 
 
 def _build_dataset(model_cfg, data_dir, spk2id):
@@ -42,13 +44,15 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, pro
     from asr_gr.data.dataset import BucketSampler, collate
     from asr_gr.decode.ctc import greedy_decode
     from asr_gr.decode.beam import beam_search_batch
+    from asr_gr.device import autocast, explain_oom
     from asr_gr.train.restore import load_trained
 
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
-    loaded = load_trained(exp_dir, opts.checkpoint)
+    loaded = load_trained(exp_dir, opts.checkpoint, device=opts.device)
     model = model or loaded[0]
     cfg, tok, spk2id = loaded[1], loaded[2], loaded[3]
+    device = next(model.parameters()).device
     ds = _build_dataset(cfg, data_dir, spk2id)
     if utts is not None:
         pos = {u: i for i, u in enumerate(ds.utts)}
@@ -71,7 +75,10 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, pro
     with torch.no_grad():
         for batch in tqdm(loader, desc=f"decode {Path(data_dir).name}", unit="batch", mininterval=2,
                           disable=not progress):
-            lp, lens, layers = model.ctc_log_probs(batch["feats"], batch["feat_lens"])
+            with explain_oom(opts.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+                    autocast(device, opts.precision):
+                lp, lens, layers = model.ctc_log_probs(batch["feats"].to(device), batch["feat_lens"].to(device))
+            lp, lens = lp.cpu(), lens.cpu()
             if opts.beam_size > 1 or opts.lm:
                 seqs = beam_search_batch(lp, lens, max(1, opts.beam_size), **beam_kw)
             else:
@@ -81,7 +88,7 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, pro
                 if utt in dump:
                     # layer 0: the (normalised) input features; layer k: output of encoder layer k
                     outs = [batch["feats"][b, : int(batch["feat_lens"][b])].float().numpy().copy()]
-                    outs += [x[b, : int(lens[b])].float().numpy().copy() for x in layers]
+                    outs += [x[b, : int(lens[b])].float().cpu().numpy().copy() for x in layers]
                     layers_out[utt] = outs
     return hyps, layers_out, time.time() - t0
 
@@ -135,7 +142,8 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> 
     audio_seconds = frames * 0.01  # 10 ms frame shift
     rtf = elapsed / max(audio_seconds, 1e-9)
     atomic_write_text(out / "rtf.txt", f"decoding seconds {elapsed:.2f}\naudio seconds {audio_seconds:.2f}\n"
-                                       f"RTF {rtf:.5f}\nnj {nj}\nbeam_size {opts.beam_size}\n")
+                                       f"RTF {rtf:.5f}\nnj {nj}\nbeam_size {opts.beam_size}\n"
+                                       f"device {opts.device or 'auto'}\nprecision {opts.precision}\n")
     if opts.dump_utts:
         write_layers(out / "layers", layers)
     return {"hyps": hyps, "rtf": rtf, "elapsed": elapsed, "num_layers": len(next(iter(layers.values()), []))}

@@ -21,7 +21,9 @@ class ASRModel(nn.Module):
 
     def ctc_log_probs(self, feats, lens):
         out, out_lens, layers = self.encoder(feats, lens)
-        return F.log_softmax(self.ctc_out(out), dim=-1), out_lens, layers
+        # In fp32 whatever the autocast precision: log_softmax and the CTC loss need its range and
+        # resolution (a no-op without autocast).
+        return F.log_softmax(self.ctc_out(out).float(), dim=-1), out_lens, layers
 
     def forward(self, feats, feat_lens, ys, y_lens, spk, progress: float = 0.0):
         """Return ``(loss, stats)``.

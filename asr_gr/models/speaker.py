@@ -19,7 +19,9 @@ from asr_gr.models.registry import AUX_HEADS
 
 
 def masked_mean(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
-    """Mean over time of (B, T, C) frames, counting only the first ``lens[b]`` frames of row b."""
+    """Mean over time of (B, T, C) frames, counting only the first ``lens[b]`` frames of row b (summed
+    in fp32 also under bf16/fp16 autocast)."""
+    x = x.float()
     mask = (torch.arange(x.shape[1], device=x.device)[None, :] < lens[:, None]).to(x.dtype)
     return (x * mask.unsqueeze(-1)).sum(1) / mask.sum(1).clamp(min=1).unsqueeze(-1)
 

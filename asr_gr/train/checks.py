@@ -29,6 +29,8 @@ _RANGES = {
     "nbest_average": (0, True, None, False),
     "save_every_steps": (0, True, None, False),
     "max_bad_steps": (0, True, None, False),
+    "num_workers": (0, True, None, False),
+    "prefetch_factor": (1, True, None, False),
     "aux_conf.spk_weight": (0.0, True, None, False),
     "aux_conf.spk_lambda": (0.0, True, None, False),
     "aux_conf.lambda_gamma": (0.0, True, None, False),
@@ -69,6 +71,9 @@ def validate_config(cfg: dict, source: str = "resolved config") -> None:
     v = cfg.get("ctc_unalignable")
     if v is not None and v not in ("skip", "error"):
         raise ConfigError(f"{source}: key 'ctc_unalignable' must be one of skip, error; got {v!r}")
+    v = cfg.get("precision")
+    if v is not None and v not in ("fp32", "bf16", "fp16"):
+        raise ConfigError(f"{source}: key 'precision' must be one of fp32, bf16, fp16; got {v!r}")
     n, epochs = cfg.get("nbest_average") or 0, cfg.get("max_epochs") or 1
     if n > epochs:
         raise ConfigError(f"{source}: key 'nbest_average' ({n}) cannot exceed max_epochs ({epochs})")

@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from asr_gr.config import load_yaml
+from asr_gr.device import pick_device
 from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.utils import DataError
@@ -15,10 +16,12 @@ from asr_gr.utils import DataError
 UNTRANSCRIBED_SPK_LIST = "spk_list_untranscribed.txt"
 
 
-def load_trained(exp_dir, checkpoint: str = "best.pt", device: str = "cpu"):
-    """Return (model in eval mode, resolved config, tokenizer, speaker -> class index).
+def load_trained(exp_dir, checkpoint: str = "best.pt", device: str | None = "cpu"):
+    """Return (model in eval mode on ``device``, resolved config, tokenizer, speaker -> class index).
 
     ``checkpoint`` names a file of the exp dir: best.pt, epoch<N>.pt, avg<N>.pt or checkpoint.pt.
+    ``device`` None: cuda when the config has ``ngpu > 0`` and torch sees a GPU, else cpu
+    (``asr_gr.device.pick_device``).
     """
     exp = Path(exp_dir)
     if not (exp / "config.yaml").exists():
@@ -37,7 +40,7 @@ def load_trained(exp_dir, checkpoint: str = "best.pt", device: str = "cpu"):
     if "model" in state and "optim" in state:  # a full training checkpoint
         state = state["model"]
     model.load_state_dict(state)
-    model.to(device).eval()
+    model.to(pick_device(device, cfg.get("ngpu", 0) or 0)).eval()
     return model, cfg, tok, {s: i for i, s in enumerate(spk_list)}
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from asr_gr.config import dump
 from asr_gr.data.dataset import BucketSampler, FeatureDataset, MixedBucketSampler, collate
 from asr_gr.decode.ctc import greedy_decode
+from asr_gr.device import autocast, explain_oom
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.models.asr_model import build_model
@@ -58,7 +59,15 @@ TRAIN_DEFAULTS = {
     "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
     "max_bad_steps": 20,  # steps with a non-finite loss/gradient are skipped; stop after this many
     "ctc_unalignable": "skip",  # training utterances too short for their transcript: skip (warned) | error
+    "precision": "fp32",  # fp32 | bf16 | fp16: autocast of the forward pass (fp16 with a gradient scaler)
+    "num_workers": 0,  # DataLoader worker processes reading and normalising features (0: the main process)
+    "pin_memory": True,  # page-locked batches for faster host-to-GPU copies (only when training on a GPU)
+    "prefetch_factor": 2,  # batches each worker loads ahead (only with num_workers > 0)
 }
+
+# A GradScaler's scale at or below this is no longer "still calibrating": a non-finite gradient then
+# counts as a bad step (see Trainer.train_epoch).
+MIN_FP16_SCALE = 1.0
 
 
 
@@ -176,6 +185,10 @@ class Trainer:
         self.batch_in_epoch, self.epoch_sums, self.bad_steps = 0, {}, 0
         self.best = None
         self.gen = torch.Generator().manual_seed(config["seed"])
+        # fp16 gradients underflow without loss scaling; for fp32/bf16 the scaler is a no-op.
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config["precision"] == "fp16")
+        self.pin = config["pin_memory"] and self.device.type == "cuda"
+        self.data_wait = 0.0  # seconds the current epoch's loop waited for the loader
 
     # ---- files -------------------------------------------------------------------------------
     def write_setup(self, extra: dict) -> None:
@@ -204,7 +217,8 @@ class Trainer:
                  "sched": self.sched.state_dict(), "epoch": self.epoch, "step": self.step,
                  "batch_in_epoch": self.batch_in_epoch, "epoch_sums": self.epoch_sums,
                  "bad_steps": self.bad_steps, "train_seconds": self.train_seconds, "best": self.best,
-                 "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state()}
+                 "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state(),
+                 "precision": self.config["precision"], "scaler": self.scaler.state_dict()}
         if not self.dist.is_main:
             return
         if epoch_end:
@@ -240,22 +254,48 @@ class Trainer:
         self.train_seconds, self.best = state["train_seconds"], state["best"]
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen_rng"])
+        was = state.get("precision", "fp32")
+        if was != self.config["precision"]:
+            log.warning("%s was written with precision %s, training continues in %s", ckpt, was,
+                        self.config["precision"])
+        if self.scaler.is_enabled() and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])  # the fp16 loss scale and its growth counter
         log.info("resumed from %s: epoch %d, batch %d of the next epoch, step %d", ckpt, self.epoch,
                  self.batch_in_epoch, self.step)
         return True
 
     # ---- loops -------------------------------------------------------------------------------
+    def loader(self, dataset, batch_sampler, **kw) -> torch.utils.data.DataLoader:
+        """A DataLoader with the config's workers, prefetch and (on a GPU) pinned memory. Workers only
+        read and normalise features (no randomness), so batches are identical for any num_workers."""
+        n = self.config["num_workers"]
+        extra = {"prefetch_factor": self.config["prefetch_factor"]} if n > 0 else {}
+        return torch.utils.data.DataLoader(dataset, batch_sampler=batch_sampler, collate_fn=collate,
+                                           num_workers=n, pin_memory=self.pin, **extra, **kw)
+
+    def _timed(self, iterable):
+        """Yield from ``iterable``, adding the time spent waiting for each item to ``self.data_wait``."""
+        it = iter(iterable)
+        while True:
+            t = time.perf_counter()
+            try:
+                item = next(it)
+            except StopIteration:
+                return
+            self.data_wait += time.perf_counter() - t
+            yield item
+
     def train_epoch(self) -> dict:
         """Train the rest of the current epoch (all of it, unless resumed mid-epoch)."""
         self.net.train()
         self.sampler.set_epoch(self.epoch, start=self.batch_in_epoch)
         # A generator of its own, so creating the iterator draws nothing from the global RNG (which
         # drives dropout and is checkpointed): a resumed epoch then continues bit-exactly.
-        loader = torch.utils.data.DataLoader(self.batch_source, batch_sampler=self.sampler, collate_fn=collate,
-                                             generator=torch.Generator())
+        loader = self.loader(self.batch_source, self.sampler, generator=torch.Generator())
         sums = self.epoch_sums
         t0 = time.time()
-        bar = tqdm(loader, desc=f"epoch {self.epoch + 1}/{self.config['max_epochs']}",
+        t_epoch, self.data_wait = time.perf_counter(), 0.0
+        bar = tqdm(self._timed(loader), desc=f"epoch {self.epoch + 1}/{self.config['max_epochs']}",
                    disable=not self.progress, unit="batch", leave=False, mininterval=2,
                    initial=self.batch_in_epoch, total=self.steps_per_epoch)
         spec = self.config["specaug"]
@@ -264,17 +304,34 @@ class Trainer:
             feats = batch["feats"]
             if spec:
                 feats = spec_augment(feats, batch["feat_lens"], generator=self.gen, **spec)
-            dev = {k: batch[k].to(self.device) for k in ("feat_lens", "ys", "y_lens", "spk")}
-            loss, stats = self.net(feats.to(self.device), dev["feat_lens"], dev["ys"], dev["y_lens"], dev["spk"],
-                                   progress=self.step / max(1, self.total_steps))
-            self.optim.zero_grad(set_to_none=True)
-            loss.backward()
+            dev = {k: batch[k].to(self.device, non_blocking=self.pin) for k in ("feat_lens", "ys", "y_lens", "spk")}
+            with explain_oom(self.config["batch_frames"], device=self.device):
+                with autocast(self.device, self.config["precision"]):
+                    loss, stats = self.net(feats.to(self.device, non_blocking=self.pin), dev["feat_lens"],
+                                           dev["ys"], dev["y_lens"], dev["spk"],
+                                           progress=self.step / max(1, self.total_steps))
+                self.optim.zero_grad(set_to_none=True)
+                self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optim)  # (no-op unless fp16) clip the true gradient
             grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
             self.batch_in_epoch += 1
-            if not self.dist.all_true(bool(torch.isfinite(loss) and torch.isfinite(grad_norm))):
+            finite_loss = self.dist.all_true(bool(torch.isfinite(loss)))
+            finite_grad = self.dist.all_true(bool(torch.isfinite(grad_norm)))
+            if finite_loss and not finite_grad and self.scaler.is_enabled() and \
+                    self.scaler.get_scale() > MIN_FP16_SCALE:
+                # fp16 overflow while the loss scale is still being calibrated: the scaler halves its
+                # scale and the batch is dropped, as torch.amp does; not a bad step
+                self.scaler.step(self.optim)  # skips the update: it has seen the inf gradients
+                self.scaler.update()
+                self.optim.zero_grad(set_to_none=True)
+                log.debug("fp16 overflow; loss scale now %g", self.scaler.get_scale())
+            elif not (finite_loss and finite_grad):
+                if self.scaler.is_enabled():
+                    self.scaler.update()
                 self.skip_bad_step(batch["utts"], loss, grad_norm)
             else:
-                self.optim.step()
+                self.scaler.step(self.optim)  # optim.step() unless fp16 found inf gradients
+                self.scaler.update()
                 self.sched.step()
                 self.step += 1
                 for k, v in stats.items():  # [sum, count]: untranscribed batches have no loss_ctc
@@ -290,7 +347,13 @@ class Trainer:
                 t0 = time.time()
                 self.save(epoch_end=False)
         self.train_seconds += time.time() - t0
-        return {f"train_{k}": v / n for k, (v, n) in sums.items() if not k.startswith("n_")}
+        out = {f"train_{k}": v / n for k, (v, n) in sums.items() if not k.startswith("n_")}
+        elapsed = time.perf_counter() - t_epoch
+        out["data_wait"] = round(self.data_wait / max(elapsed, 1e-9), 4)  # fraction of the epoch's loop
+        if self.device.type == "cuda" and out["data_wait"] > 0.2:
+            log.warning("the GPU waited for data %.0f%% of the epoch: raise num_workers (now %d)",
+                        100 * out["data_wait"], self.config["num_workers"])
+        return out
 
     def skip_bad_step(self, utts, loss, grad_norm) -> None:
         self.bad_steps += 1
@@ -308,16 +371,18 @@ class Trainer:
         self.model.eval()
         out: dict[str, float] = {}
         refs, hyps, loss_sum, n = [], [], 0.0, 0
-        loader = torch.utils.data.DataLoader(
-            self.valid_set, batch_sampler=BucketSampler(self.valid_set.lengths, self.config["batch_frames"],
-                                                        shuffle=False), collate_fn=collate)
+        loader = self.loader(self.valid_set, BucketSampler(self.valid_set.lengths, self.config["batch_frames"],
+                                                           shuffle=False))
         for batch in loader:  # every rank validates the whole set: identical weights, identical results
             feats, feat_lens = batch["feats"].to(self.device), batch["feat_lens"].to(self.device)
-            loss, stats = self.model(feats, feat_lens, batch["ys"].to(self.device), batch["y_lens"].to(self.device),
-                                     torch.full_like(batch["spk"], -1).to(self.device))
+            with explain_oom(self.config["batch_frames"], device=self.device), \
+                    autocast(self.device, self.config["precision"]):
+                loss, stats = self.model(feats, feat_lens, batch["ys"].to(self.device),
+                                         batch["y_lens"].to(self.device),
+                                         torch.full_like(batch["spk"], -1).to(self.device))
+                lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)
             loss_sum += stats["loss_ctc"] * len(batch["utts"])
             n += len(batch["utts"])
-            lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)
             for i, seq in enumerate(greedy_decode(lp, lens)):
                 refs.append(self.tokenizer.decode(batch["ys"][i, : batch["y_lens"][i]]))
                 hyps.append(self.tokenizer.decode(seq))
@@ -325,8 +390,10 @@ class Trainer:
         errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps))
         out["valid_cer"] = 100.0 * errors / max(1, sum(len(r) for r in refs))
         if self.heldout_set is not None:
-            masked, unmasked = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
-                                                exclude=self.extra_classes)
+            with explain_oom(self.config["batch_frames"], device=self.device), \
+                    autocast(self.device, self.config["precision"]):
+                masked, unmasked = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
+                                                    exclude=self.extra_classes)
             out["heldout_acc_spk"] = masked
             if self.extra_classes:
                 out["heldout_acc_spk_all_classes"] = unmasked
