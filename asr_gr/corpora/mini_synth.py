@@ -55,7 +55,7 @@ FEMALE_VARIANTS = ("f1", "f2", "f3", "f4", "f5", "linda", "belinda", "steph", "A
                    "aunty", "anika", "grandma")
 
 TINY_OPTIONS = dict(num_train_spk=4, num_dev_spk=2, num_test_spk=2, num_probe_spk=2, num_untranscribed_spk=2,
-                    utts_per_spk=4, heldout_per_spk=1, eval_utts_per_spk=3, probe_utts_per_spk=3,
+                    utts_per_spk=4, heldout_per_spk=2, eval_utts_per_spk=3, probe_utts_per_spk=3,
                     untranscribed_utts_per_spk=3, unseen_accent_test=1, unseen_accent_untranscribed=1)
 
 # Signal chain settings.

@@ -186,7 +186,10 @@ class Trainer:
         self.best = None
         self.gen = torch.Generator().manual_seed(config["seed"])
         # fp16 gradients underflow without loss scaling; for fp32/bf16 the scaler is a no-op.
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config["precision"] == "fp16")
+        # The initial scale is 2^10, not torch's 2^16: CTC's gradients are large, and with 2^16 the
+        # first dozen fp16 batches overflow and are dropped while the scale calibrates.
+        self.scaler = torch.amp.GradScaler(self.device.type, init_scale=2.0 ** 10,
+                                           enabled=config["precision"] == "fp16")
         self.pin = config["pin_memory"] and self.device.type == "cuda"
         self.data_wait = 0.0  # seconds the current epoch's loop waited for the loader
 
@@ -405,11 +408,18 @@ class Trainer:
             log.info("training already finished (%d epochs); nothing to do", self.epoch)
         while self.epoch < self.config["max_epochs"]:
             stats = self.train_epoch()
-            if self.step == 0:  # no update at all: the "model" is its random initialisation
+            calibrating = (self.scaler.is_enabled() and self.bad_steps == 0
+                           and self.scaler.get_scale() > MIN_FP16_SCALE
+                           and self.epoch + 1 < self.config["max_epochs"])
+            if self.step == 0 and calibrating:
+                log.warning("epoch %d: every batch overflowed fp16 while the loss scale calibrated (now %g); "
+                            "no update yet", self.epoch + 1, self.scaler.get_scale())
+            elif self.step == 0:  # no update at all: the "model" is its random initialisation
                 raise TrainingError(
                     f"epoch {self.epoch + 1}: none of {self.steps_per_epoch} steps could be taken ("
-                    f"{self.bad_steps} non-finite loss or gradient); no checkpoint is written. Check the "
-                    f"config's lr and aux_conf values, and the data")
+                    f"{self.bad_steps} non-finite loss or gradient"
+                    + (f"; fp16 loss scale now {self.scaler.get_scale():g}" if self.scaler.is_enabled() else "")
+                    + "); no checkpoint is written. Check the config's lr and aux_conf values, and the data")
             self.epoch += 1
             self.batch_in_epoch, self.epoch_sums = 0, {}
             stats.update(self.validate())
