@@ -16,10 +16,8 @@ from pathlib import Path
 
 from asr_gr.analysis.probe import ProbeRow, plot_probe_curves, probe
 from asr_gr.bin.common import main_guard
-from asr_gr.data.dataset import FeatureDataset
-from asr_gr.features.cmvn import CMVN
+from asr_gr.inference import load_trained
 from asr_gr.lock import dir_lock
-from asr_gr.train.restore import load_trained
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
 HEADER = "layer\tdim\tlinear_acc\tmlp_acc\tchance"
@@ -65,10 +63,9 @@ def main(argv=None):
 
 
 def _probe(args):
-    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint)
-    cmvn = CMVN.from_file(cfg["cmvn"])
-    sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))
-            for d in args.data_dir]
+    system = load_trained(args.exp_dir, args.checkpoint)
+    model, cfg = system.model, system.config
+    sets = [system.dataset(d, spk2id=None) for d in args.data_dir]
     rows = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs)
     out = Path(args.exp_dir) / "probe"
     atomic_write_text(out / "probe.tsv", HEADER + "\n" + "".join(
