@@ -19,6 +19,8 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.config import resolve
+from asr_gr.features.fbank import same_fbank_config
+from asr_gr.inference import frontend_record
 from asr_gr.lock import dir_lock
 from asr_gr.train.checks import check_inputs, check_model_config, validate_config
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
@@ -66,7 +68,9 @@ def _train(args, config, exp, main_rank):
                       token_list=args.token_list, cmvn_path=args.cmvn,
                       progress=not args.no_progress)
     trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
-                         "cmvn": str(Path(args.cmvn).resolve())})
+                         "cmvn": str(Path(args.cmvn).resolve()),
+                         **frontend_record(same_fbank_config(args.train_dir, args.valid_dir, args.heldout_dir,
+                                                             args.untranscribed_dir))})
     summary = trainer.run()
     trainer.dist.close()
     if not main_rank:
