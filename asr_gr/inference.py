@@ -166,6 +166,25 @@ def _describe_fbank(c: FbankConfig) -> str:
     return f"{c.num_mel_bins} mel bins at {c.sample_frequency} Hz"
 
 
+def keep_cmvn(exp_dir, cmvn) -> Path:
+    """``exp_dir``/cmvn.ark, a copy of the CMVN stats the model is trained with: stage 2 may later be
+    rerun with other options (e.g. ``--fs``), and the exp dir must still decode as it was trained. A
+    rerun into the same exp dir with other stats is an error naming both files."""
+    from asr_gr.utils import atomic_path
+
+    src, dst = Path(cmvn), Path(exp_dir) / "cmvn.ark"
+    if not src.is_file():
+        raise DataError(src, None, "CMVN stats do not exist (has stage 2 finished?)")
+    if dst.exists():
+        if dst.read_bytes() != src.read_bytes():
+            raise DataError(src, None, f"differs from {dst}, the CMVN stats this exp dir was trained with (was "
+                                       "stage 2 rerun with other options?); train into a new --tag")
+        return dst
+    with atomic_path(dst) as tmp:
+        tmp.write_bytes(src.read_bytes())
+    return dst
+
+
 def frontend_record(fbank: FbankConfig | None) -> dict:
     """The config.yaml entries of the features a model is trained on: ``fs`` and ``frontend``."""
     return {} if fbank is None else {"fs": fbank.sample_frequency, "frontend": asdict(fbank)}

@@ -49,12 +49,24 @@ def _wavs(recipe, name="test"):
     return wav
 
 
-def test_speech2text_gives_stage4_hypotheses_from_the_wav_files(recipe, s2t):
+def test_speech2text_gives_stage4_hypotheses_from_the_wav_files(recipe, s2t, tmp_path):
     for name in ("test", "dev"):
         hyp = read_table(recipe / "exp" / "tiny_mtl" / f"decode_{name}" / "hyp.txt", allow_empty_value=True)
         wavs = _wavs(recipe, name)
         assert set(hyp) == set(wavs)
         assert {u: s2t(wavs[u]).text for u in wavs} == hyp
+    # and with stage 4's beam search
+    import functools
+
+    from asr_gr.bin import decode
+    from asr_gr.decode.beam import beam_search_batch
+    from asr_gr.inference import Speech2Text
+
+    exp, out = recipe / "exp" / "tiny_mtl", tmp_path / "beam"
+    decode.main(["--exp-dir", str(exp), "--data-dir", str(recipe / "dump" / "fbank" / "test"), "--out-dir", str(out),
+                 "--beam-size", "4"])
+    beam = Speech2Text.from_exp(exp, decoder=functools.partial(beam_search_batch, beam_size=4))
+    assert {u: beam(w).text for u, w in _wavs(recipe).items()} == read_table(out / "hyp.txt", allow_empty_value=True)
     # the same numbers as the dump: stage 2's fbank and stage 4's normalisation
     ds = s2t.system.dataset(recipe / "dump" / "fbank" / "test")
     for i, utt in enumerate(ds.utts):
@@ -143,8 +155,19 @@ def test_asr_sh_fs_resamples_in_stage2_and_the_model_records_the_rate(recipe):
     assert "is done; skipping" not in p.stderr  # the 16 kHz features were not reused
     cfg = load_yaml(recipe / "exp" / "tiny_8k" / "config.yaml")
     assert cfg["fs"] == 8000
-
+    # the 16 kHz system keeps its own CMVN stats: it still decodes as stage 4 did
     from asr_gr.inference import Speech2Text
+
+    kept = recipe / "exp" / "tiny_mtl" / "cmvn.ark"
+    assert load_yaml(recipe / "exp" / "tiny_mtl" / "config.yaml")["cmvn"] == str(kept.resolve())
+    hyp = read_table(recipe / "exp" / "tiny_mtl" / "decode_test" / "hyp.txt", allow_empty_value=True)
+    s2t16 = Speech2Text.from_exp(recipe / "exp" / "tiny_mtl")
+    assert {u: s2t16(w).text for u, w in _wavs(recipe).items()} == hyp
+    # retraining tiny_mtl on the 8 kHz stats would mix two normalisations: refused
+    p = subprocess.run(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "1",
+                        "--stage", "3", "--stop-stage", "3", "--aux", "mtl"], cwd=recipe, env=ENV,
+                       capture_output=True, text=True)
+    assert p.returncode != 0 and "the CMVN stats this exp dir was trained with" in p.stderr
 
     s2t8 = Speech2Text.from_exp(recipe / "exp" / "tiny_8k")
     assert s2t8.fs == 8000
