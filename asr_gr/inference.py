@@ -253,6 +253,10 @@ class Speech2Text:
     def __init__(self, system: TrainedSystem, decoder: Callable | None = None):
         self.system = system
         self.decoder = decoder or greedy_decode
+        if "frontend" not in system.config:
+            log.warning("%s/config.yaml records no fbank options (features made elsewhere, or before stage 2 "
+                        "recorded them): assuming stage 2's defaults, %s", system.exp_dir,
+                        _describe_fbank(system.fbank))
 
     @classmethod
     def from_exp(cls, exp_dir, checkpoint: str = "best.pt", *, device: str = "cpu",
