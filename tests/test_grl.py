@@ -79,3 +79,26 @@ def test_effective_encoder_scale_of_mtl_and_adversarial():
     assert encoder_grad_scale("none", conf) is None
     assert encoder_grad_scale("adversarial", {}) == -1.0  # class defaults: weight 1, constant lambda 1
     assert not math.isnan(mean_lambda("ganin", 1.0, gamma=1000.0))
+
+
+def test_mtl_head_takes_no_lambda_and_a_shared_config_still_builds_it(caplog):
+    import inspect
+
+    from asr_gr.models.speaker import AdversarialSpeakerHead, MTLSpeakerHead
+
+    assert "spk_lambda" not in inspect.signature(MTLSpeakerHead).parameters
+    assert {"spk_lambda", "lambda_schedule", "lambda_gamma"} <= set(
+        inspect.signature(AdversarialSpeakerHead).parameters)
+    with pytest.raises(TypeError):
+        MTLSpeakerHead([8, 8], 3, spk_lambda=0.5)
+    # one config for every --aux system (and exp dirs of before) carries spk_lambda under aux mtl
+    cfg = {"encoder": "conv_glu", "encoder_conf": {"channels": [8, 8], "kernels": [3, 3]}, "aux": "mtl",
+           "aux_conf": {"spk_layer": 1, "spk_lambda": 0.5, "lambda_schedule": "ganin", "hidden": 4}}
+    with caplog.at_level("INFO"):
+        head = build_model(cfg, 5, 6, 3).aux_head
+    assert isinstance(head, MTLSpeakerHead) and not hasattr(head, "spk_lambda")
+    assert "aux mtl: ignoring aux_conf spk_lambda, lambda_schedule" in caplog.text
+    adv = build_model(dict(cfg, aux="adversarial"), 5, 6, 3).aux_head
+    assert adv.spk_lambda == 0.5 and adv.lambda_schedule == "ganin" and adv.classifier.mlp[0].out_features == 4
+    with pytest.raises(ConfigError, match="unknown schedule 'ganim'"):
+        build_model(dict(cfg, aux="adversarial", aux_conf={"lambda_schedule": "ganim"}), 5, 6, 3)

@@ -136,3 +136,23 @@ def test_two_process_ddp_on_cpu_ranks_agree(tmp_path):
     single.run()
     assert summary["world_size"] == 2 and summary["steps"] == (single.steps_per_epoch // 2) * 2  # 2 epochs
     assert "all 2 ranks agree" in (tmp_path / "exp" / "train.log").read_text()
+
+
+def test_validate_runs_the_encoder_once_per_batch_with_the_same_loss(tmp_path):
+    from asr_gr.data.dataset import BucketSampler, collate
+
+    t = _trainer(tmp_path, aux="mtl", max_epochs=1)
+    calls = []
+    encoder_forward = t.model.encoder.forward
+    t.model.encoder.forward = lambda *a, **k: (calls.append(1), encoder_forward(*a, **k))[1]
+    out = t.validate()
+    batches = lambda ds: list(BucketSampler(ds.lengths, t.config["batch_frames"], shuffle=False))  # noqa: E731
+    assert len(calls) == len(batches(t.valid_set)) + len(batches(t.heldout_set))
+    # the loss is the model's own CTC loss (its forward), averaged over utterances
+    total = 0.0
+    with torch.no_grad():
+        for idx in batches(t.valid_set):
+            b = collate([t.valid_set[i] for i in idx])
+            _, stats = t.model(b["feats"], b["feat_lens"], b["ys"], b["y_lens"], torch.full_like(b["spk"], -1))
+            total += stats["loss_ctc"] * len(idx)
+    assert out["valid_loss_ctc"] == pytest.approx(total / len(t.valid_set), rel=1e-6)

@@ -70,8 +70,7 @@ def test_untranscribed_batches_add_only_the_speaker_loss(tmp_path, monkeypatch):
 
 
 def test_untranscribed_speakers_classes_are_masked_when_scoring_training_speakers(tmp_path):
-    from asr_gr.train.restore import load_trained, untranscribed_classes
-    from asr_gr.train.trainer import speaker_accuracy
+    from asr_gr.inference import load_trained, speaker_accuracy
 
     paths = make_setup(tmp_path / "data")
     untr = make_dump(tmp_path / "data", "untr", n_spk=2, utts_per_spk=6, seed=5, prefix="new")
@@ -92,8 +91,8 @@ def test_untranscribed_speakers_classes_are_masked_when_scoring_training_speaker
     assert info["num_classes"] == 3 and info["chance"] == 33.33 and info["masked_untranscribed_classes"] == 2
     assert {"acc_spk", "acc_spk_all_classes"} <= set(info)
 
-    model, _, _, spk2id = load_trained(exp, "checkpoint.pt")
-    extra = untranscribed_classes(exp, spk2id)
+    system = load_trained(exp, "checkpoint.pt")
+    model, spk2id, extra = system.model, system.spk2id, system.untranscribed
     assert extra == [spk2id["new0"], spk2id["new1"]]
     masked, _ = speaker_accuracy(model, t.heldout_set, 600, exclude=extra)
     with torch.no_grad():  # a head that always answers "new0" ...

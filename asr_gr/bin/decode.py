@@ -22,12 +22,11 @@ from pathlib import Path
 import torch
 
 from asr_gr.bin.common import main_guard
-from asr_gr.record import write_record
-from asr_gr.decode.runner import DecodeOptions, _build_dataset, decode_dir
-from asr_gr.lock import dir_lock
+from asr_gr.decode.runner import DecodeOptions, decode_dir
 from asr_gr.device import PRECISIONS, autocast, explain_oom
-from asr_gr.train.restore import load_trained, untranscribed_classes
-from asr_gr.train.trainer import speaker_accuracy
+from asr_gr.inference import load_trained
+from asr_gr.lock import dir_lock
+from asr_gr.record import write_record
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
 
@@ -75,27 +74,16 @@ def main(argv=None):
 
 
 def _decode(args, opts, out, argv):
-    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj)
+    system = load_trained(args.exp_dir, args.checkpoint, device=args.device)
+    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj, system=system)
     msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
-    model, cfg, _, spk2id = load_trained(args.exp_dir, args.checkpoint, device=args.device)
-    device = next(model.parameters()).device
-    if model.aux_head is not None:
-        ds = _build_dataset(cfg, args.data_dir, spk2id)
-        if all(ds.spk_label[u] in spk2id for u in ds.utts):
-            # classes only an untranscribed set had are masked (see Trainer.extra_classes)
-            extra = untranscribed_classes(args.exp_dir, spk2id)
-            if set(extra) & {spk2id[ds.spk_label[u]] for u in ds.utts}:
-                extra = []  # the set has untranscribed speakers: score over every class
-            with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
-                    autocast(device, args.precision):
-                acc, acc_all = speaker_accuracy(model, ds, args.batch_frames, exclude=extra)
-            info = {"acc_spk": round(acc, 2), "num_utts": len(ds),
-                    "chance": round(100.0 / (len(spk2id) - len(extra)), 2), "num_classes": len(spk2id) - len(extra)}
-            if extra:
-                info["acc_spk_all_classes"] = round(acc_all, 2)
-                info["masked_untranscribed_classes"] = len(extra)
-            atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
-            msg += f"; speaker accuracy of the aux head {acc:.1f}%"
+    device = next(system.model.parameters()).device
+    with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+            autocast(device, args.precision):
+        info = system.speaker_report(system.dataset(args.data_dir), args.batch_frames)
+    if info is not None:
+        atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
+        msg += f"; speaker accuracy of the aux head {info['acc_spk']:.1f}%"
     write_record(out, "asr_gr.bin.decode", argv, args, config=dataclasses.asdict(opts))
     print(msg)
 

@@ -23,12 +23,10 @@ from pathlib import Path
 from asr_gr.analysis.probe import (compare_probe_dirs, fmt, fmt_ci, plot_probe_curves, probe, read_tsv,
                                    write_probe_dir)
 from asr_gr.bin.common import main_guard
-from asr_gr.record import write_record
-from asr_gr.data.dataset import FeatureDataset
 from asr_gr.device import PRECISIONS
-from asr_gr.features.cmvn import CMVN
+from asr_gr.inference import load_trained
+from asr_gr.record import write_record
 from asr_gr.lock import dir_lock
-from asr_gr.train.restore import load_trained
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
 __all__ = ["main", "read_tsv", "probe_dir_of", "compare_markdown"]
@@ -107,13 +105,12 @@ def main(argv=None):
 
 
 def _probe(args, set_name: str, argv):
-    model, cfg, _, _ = load_trained(args.exp_dir, args.checkpoint, device=args.device)
-    cmvn = CMVN.from_file(cfg["cmvn"])
+    system = load_trained(args.exp_dir, args.checkpoint, device=args.device)
+    model, cfg = system.model, system.config
     for d in args.data_dir:
         if not (Path(d) / "feats.scp").exists():
             raise DataError(Path(d) / "feats.scp", None, "does not exist (is this a dump dir of stage 2?)")
-    sets = [FeatureDataset(d, cmvn=cmvn, input_dim=cfg["input_dim"], utt_cmn=cfg.get("utt_cmn", False))
-            for d in args.data_dir]
+    sets = [system.dataset(d, spk2id=None) for d in args.data_dir]
     res = probe(model, sets, test_fraction=args.test_fraction, seed=args.seed, epochs=args.epochs,
                 num_nontarget=args.num_nontarget, num_samples=args.num_samples, set_name=set_name,
                 batch_frames=args.batch_frames, precision=args.precision)

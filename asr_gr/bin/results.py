@@ -20,11 +20,16 @@ from asr_gr.models.speaker import encoder_grad_scale
 from asr_gr.score.significance import load_system, wer_interval
 from asr_gr.score.wer import check_comparable
 from asr_gr.record import write_record
-from asr_gr.utils import atomic_write_text
+from asr_gr.utils import DataError, atomic_write_text
 
 
 def _json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise DataError(path, None, f"not JSON ({str(e).splitlines()[0]}); rerun the stage that wrote it") from None
 
 
 def collect(exp_root, test_set: str, heldout_set: str | None) -> list[dict]:

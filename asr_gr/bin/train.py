@@ -20,6 +20,8 @@ from pathlib import Path
 from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
 from asr_gr.config import resolve
+from asr_gr.features.fbank import same_fbank_config
+from asr_gr.inference import frontend_record, keep_cmvn
 from asr_gr.lock import dir_lock
 from asr_gr.train.checks import check_inputs, check_model_config, validate_config
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
@@ -66,8 +68,11 @@ def _train(args, config, exp, main_rank, argv):
                       heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,
                       token_list=args.token_list, cmvn_path=args.cmvn,
                       progress=not args.no_progress)
+    cmvn = keep_cmvn(exp, args.cmvn) if main_rank else Path(args.cmvn)  # the exp dir's own copy
     trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
-                         "cmvn": str(Path(args.cmvn).resolve())})
+                         "cmvn": str(cmvn.resolve()),
+                         **frontend_record(same_fbank_config(args.train_dir, args.valid_dir, args.heldout_dir,
+                                                             args.untranscribed_dir))})
     write_record(exp, "asr_gr.bin.train", argv, args, config=config)
     summary = trainer.run()
     trainer.dist.close()

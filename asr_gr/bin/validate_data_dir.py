@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from asr_gr.bin.common import main_guard
 from asr_gr.data.kaldi_dir import validate_data_dir
 
 
+@main_guard
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data_dir")

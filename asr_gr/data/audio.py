@@ -19,19 +19,17 @@ options). Do not use data dirs from sources you would not run a shell script fro
 from __future__ import annotations
 
 import io
-import re
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from asr_gr.data.kaldi_dir import split_ark_entry
 from asr_gr.utils import DataError
 
 # A segment may end up to this many seconds past the recording's end (rounding in segments files).
 SEGMENT_END_TOLERANCE = 0.02
-
-_ARK_RE = re.compile(r"^(?P<ark>.+):(?P<offset>\d+)$")
 
 
 def _first_line(text: str) -> str:
@@ -131,9 +129,9 @@ def _read_entry(entry: str, where) -> tuple[np.ndarray, int]:
         return _read_pipe(target, where)
     if target.startswith("|"):
         raise DataError(path, line, f"'{target}': an input pipe must end with '|' ('cmd args |')")
-    m = _ARK_RE.match(target)
-    if m and not Path(target).exists():
-        return _read_ark(target, m.group("ark"), where)
+    ark = split_ark_entry(target)
+    if ark and not Path(target).exists():
+        return _read_ark(target, ark[0], where)
     return _read_file(target, where)
 
 
@@ -143,20 +141,43 @@ def _conform_rate(samples: np.ndarray, sr: int, what: str, where, sample_rate: i
         return samples, sr
     if not resample:
         path, line = where
-        raise DataError(path, line, f"{what} is {sr} Hz; expected {sample_rate} Hz (resample it, e.g. "
-                        f"with a wav.scp pipe 'sox FILE -t wav -r {sample_rate} - |', or opt in to resampling)")
+        raise DataError(path, line, f"{what} is {sr} Hz; expected {sample_rate} Hz (opt in to resampling "
+                        f"with torchaudio: asr.sh --fs {sample_rate}, or compute_fbank --resample true)")
+    return resample_audio(samples, sr, sample_rate), sample_rate
+
+
+def resample_audio(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    """``samples`` at ``rate`` Hz converted to ``new_rate`` Hz (torchaudio's band-limited sinc
+    interpolation): what stage 2 (``--resample``/``--fs``) and Speech2Text both do."""
+    if rate == new_rate:
+        return samples
     import torch
     import torchaudio.functional as AF
 
-    out = AF.resample(torch.from_numpy(samples), orig_freq=sr, new_freq=sample_rate)
-    return out.numpy().astype(np.float32, copy=False), sample_rate
+    out = AF.resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), orig_freq=rate,
+                      new_freq=new_rate)
+    return out.numpy().astype(np.float32, copy=False)
+
+
+def load_audio_file(path, *, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
+    """An audio file (any format libsndfile reads; never a pipe or ark entry, whatever its name) as
+    float32 mono in [-1, 1], resampled to ``sample_rate`` when given. Errors name the file."""
+    samples, sr = _read_file(str(path), (path, None))
+    if sample_rate is not None and sr != sample_rate:
+        return resample_audio(samples, sr, sample_rate), sample_rate
+    return samples, sr
+
+
+def as_mono_float(samples, what: str = "the waveform") -> np.ndarray:
+    """A waveform array (float in [-1, 1], or int16/int32/uint8 PCM; shape (n,) or (n, 1)) as float32."""
+    return _check_samples(_int_to_float(np.asarray(samples)), what, (what, None))
 
 
 def _describe(entry: str) -> str:
     target = entry.strip()
     if target.endswith("|"):
         return f"the output of command '{target[:-1].strip()}'"
-    if _ARK_RE.match(target) and not Path(target).exists():
+    if split_ark_entry(target) and not Path(target).exists():
         return f"ark entry '{target}'"
     return f"audio file '{target}'"
 
@@ -177,23 +198,6 @@ def load_audio(entry: str, *, where=("wav.scp", None), sample_rate: int | None =
     return _conform_rate(samples, sr, _describe(entry), where, sample_rate, resample)
 
 
-def _parse_segment(value: str, where) -> tuple[str, float, float]:
-    path, line = where
-    parts = value.split()
-    if len(parts) != 3:
-        raise DataError(path, line, f"expected 'utt recording start end', got {len(parts) + 1} fields")
-    rec, s, e = parts
-    try:
-        start, end = float(s), float(e)
-    except ValueError:
-        raise DataError(path, line, f"start and end must be numbers (seconds), got '{s}' and '{e}'") from None
-    if start < 0:
-        raise DataError(path, line, f"start time {s} is negative")
-    if end != -1 and start >= end:
-        raise DataError(path, line, f"start time {s} is not before end time {e}")
-    return rec, start, end
-
-
 def iter_utterances(data_dir, *, sample_rate: int | None = None, utts=None, resample: bool = False):
     """Yield ``(utt, samples, sample_rate)`` for every utterance of a Kaldi data dir, in utt order.
 
@@ -204,7 +208,7 @@ def iter_utterances(data_dir, *, sample_rate: int | None = None, utts=None, resa
     audio whose rate differs from ``sample_rate`` instead of raising. Every error names the line it
     comes from.
     """
-    from asr_gr.data.kaldi_dir import read_table, table_line_numbers
+    from asr_gr.data.kaldi_dir import parse_segment, read_table, table_line_numbers
 
     d = Path(data_dir)
     wav_scp = d / "wav.scp"
@@ -227,7 +231,7 @@ def iter_utterances(data_dir, *, sample_rate: int | None = None, utts=None, resa
         if utt not in segments:
             raise DataError(seg_path, None, f"utterance '{utt}' is not in this file")
         where = (seg_path, seg_lines[utt])
-        rec, start, end = _parse_segment(segments[utt], where)
+        rec, start, end = parse_segment(segments[utt], where)
         if rec not in table:
             raise DataError(seg_path, where[1], f"recording '{rec}' of utterance '{utt}' is not in {wav_scp}")
         rec_where = (wav_scp, lines[rec])

@@ -99,12 +99,19 @@ class FeatureDataset(torch.utils.data.Dataset):
                             f"CMVN stats have dimension {cmvn_dim}, but the features of '{utt}' "
                             f"({self.dir / 'feats.scp'}) have {feats.shape[1]}; use the cmvn.ark made from "
                             f"these features")
-        if self.cmvn is not None:
-            feats = self.cmvn(feats)
-        if self.utt_cmn:  # per-utterance mean removal (gain and channel), after the global CMVN
-            feats = feats - feats.mean(0, keepdims=True)
+        feats = normalise(feats, self.cmvn, self.utt_cmn)
         return {"utt": utt, "feats": torch.from_numpy(feats), "ys": self.targets.get(utt, []),
                 "spk": self.spk2id.get(self.spk_label[utt], -1)}
+
+
+def normalise(feats: np.ndarray, cmvn=None, utt_cmn: bool = False) -> np.ndarray:
+    """What a model sees of an utterance's features: global CMVN, then (``utt_cmn``) the utterance's
+    own mean removed (gain and channel). Training, decoding and Speech2Text all go through here."""
+    if cmvn is not None:
+        feats = cmvn(feats)
+    if utt_cmn:
+        feats = feats - feats.mean(0, keepdims=True)
+    return feats
 
 
 def collate(items: list[dict]) -> dict:

@@ -7,6 +7,7 @@ feats.scp, utt2spkid) or by speaker (spk2utt, spk2gender). Keys are unique and s
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from pathlib import Path
 
@@ -14,6 +15,21 @@ from asr_gr.utils import DataError, atomic_path
 
 UTT_TABLES = ("wav.scp", "text", "utt2spk", "utt2dur", "utt2num_frames", "feats.scp", "utt2spkid")
 SPK_TABLES = ("spk2utt", "spk2gender")
+
+
+# An ark entry of a scp table: "path:offset", optionally with a Kaldi range "[a:b]" or "[a:b,c:d]".
+_ARK_ENTRY = re.compile(r"^(?P<path>.+):(?P<offset>\d+)(?P<range>\[[0-9:,\s]*\])?$")
+
+
+def split_ark_entry(value: str) -> tuple[str, str] | None:
+    """``"dir/x.ark:123[0:9]"`` -> ``("dir/x.ark", ":123[0:9]")``; None for pipes and bare files."""
+    value = value.strip()
+    if value.endswith("|"):
+        return None
+    m = _ARK_ENTRY.match(value)
+    if m is None:
+        return None
+    return m.group("path"), value[len(m.group("path")):]
 
 
 def read_table(path, *, allow_empty_value: bool = False) -> "OrderedDict[str, str]":
@@ -191,24 +207,48 @@ def validate_data_dir(data_dir, *, no_text: bool = False, no_feats: bool = True,
     return errors
 
 
+def parse_segment(value: str, where, *, check_times: bool = True) -> tuple[str, float, float]:
+    """A ``segments`` value (``recording start end``, seconds; ``end == -1``: to the recording's end) as
+    (recording, start, end). A line that is malformed raises DataError naming ``where`` = (file, line);
+    so do times outside ``0 <= start < end`` unless ``check_times`` is False (see :func:`segment_time_error`)."""
+    path, line = where
+    parts = value.split()
+    if len(parts) != 3:
+        raise DataError(path, line, f"expected 'utt recording start end', got {len(parts) + 1} fields")
+    rec, s, e = parts
+    try:
+        start, end = float(s), float(e)
+    except ValueError:
+        raise DataError(path, line, f"start and end must be numbers (seconds), got '{s}' and '{e}'") from None
+    if check_times:
+        reason = segment_time_error(start, end, s, e)
+        if reason:
+            raise DataError(path, line, reason)
+    return rec, start, end
+
+
+def segment_time_error(start: float, end: float, s: str | None = None, e: str | None = None) -> str | None:
+    """Why a segment's times are impossible (None if they are fine): 0 <= start < end, or end -1."""
+    s = s if s is not None else f"{start:g}"
+    e = e if e is not None else f"{end:g}"
+    if start < 0:
+        return f"start time {s} is negative"
+    if end != -1 and start >= end:
+        return f"start time {s} is not before end time {e}"
+    return None
+
+
 def _check_segments(d: Path, segments, wav_scp) -> list[str]:
     """segments lines are ``utt recording start end``: recording in wav.scp, 0 <= start < end (or end -1)."""
     p = d / "segments"
     lines = table_line_numbers(p)
     for utt, value in segments.items():
-        parts = value.split()
-        if len(parts) != 3:
-            return [f"{p}:{lines[utt]}: expected 'utt recording start end', got {len(parts) + 1} fields"]
-        rec, s, e = parts
         try:
-            start, end = float(s), float(e)
-        except ValueError:
-            return [f"{p}:{lines[utt]}: start and end must be numbers (seconds), got '{s}' and '{e}'"]
+            rec, _, _ = parse_segment(value, (p, lines[utt]))
+        except DataError as err:
+            return [str(err)]
         if wav_scp is not None and rec not in wav_scp:
             return [f"{p}:{lines[utt]}: recording '{rec}' of utterance '{utt}' is not in wav.scp"]
-        if start < 0 or (end != -1 and start >= end):
-            return [f"{p}:{lines[utt]}: segment of '{utt}' must have 0 <= start < end (or end -1), "
-                    f"got {s} {e}"]
     return []
 
 

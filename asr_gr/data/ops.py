@@ -21,7 +21,8 @@ import shutil
 from collections import OrderedDict
 from pathlib import Path
 
-from asr_gr.data.kaldi_dir import read_table, spk2utt_from_utt2spk, table_line_numbers, write_table
+from asr_gr.data.kaldi_dir import (parse_segment, read_table, segment_time_error, spk2utt_from_utt2spk,
+                                   table_line_numbers, write_table)
 from asr_gr.utils import DataError, atomic_path
 
 UTT_KEYED = ("wav.scp", "text", "utt2spk", "utt2dur", "utt2num_frames", "feats.scp", "utt2spkid", "segments",
@@ -75,17 +76,6 @@ def _read_loose(path: Path):
         else:
             empty.append(key)
     return table, empty, line_of
-
-
-def _segment_recording(value: str, where) -> tuple[str, float, float]:
-    parts = value.split()
-    if len(parts) != 3:
-        raise DataError(where[0], where[1], f"expected 'utt recording start end', got {len(parts) + 1} fields")
-    try:
-        return parts[0], float(parts[1]), float(parts[2])
-    except ValueError:
-        raise DataError(where[0], where[1], f"start and end must be numbers (seconds), got '{parts[1]}' "
-                        f"and '{parts[2]}'") from None
 
 
 def _recordings_of(tables, layout: _Layout, utts) -> set[str]:
@@ -182,8 +172,9 @@ def fix_data_dir(data_dir, *, reasons: list | None = None) -> tuple[int, int]:
         recs = set(tables.get("wav.scp", {})) if "wav.scp" in tables else None
         bad_time, no_rec = [], []
         for utt in sorted(keep):
-            rec, start, end = _segment_recording(seg[utt], (d / "segments", lines["segments"][utt]))
-            if start < 0 or (end != -1 and start >= end):
+            rec, start, end = parse_segment(seg[utt], (d / "segments", lines["segments"][utt]),
+                                            check_times=False)
+            if segment_time_error(start, end):
                 bad_time.append(utt)
             elif recs is not None and rec not in recs:
                 no_rec.append(utt)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from asr_gr.utils import DataError, atomic_path, atomic_write_text
+from asr_gr.utils import DataError, atomic_write_text
 
 
 @dataclass
@@ -29,31 +29,20 @@ class DecodeOptions:
     precision: str = "fp32"  # fp32 | bf16 | fp16 autocast of the model's forward pass
 
 
-def _build_dataset(model_cfg, data_dir, spk2id):
-    from asr_gr.data.dataset import FeatureDataset
-    from asr_gr.features.cmvn import CMVN
-
-    cmvn = CMVN.from_file(model_cfg["cmvn"])
-    return FeatureDataset(data_dir, cmvn=cmvn, input_dim=model_cfg["input_dim"], spk2id=spk2id,
-                          utt_cmn=model_cfg.get("utt_cmn", False))
-
-
-def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, model=None, progress=True):
-    """Decode ``utts`` (None: all) of ``data_dir``. Returns (hyps {utt: text}, layers {utt: [np arrays]},
-    decoding seconds)."""
+def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, system=None, progress=True):
+    """Decode ``utts`` (None: all) of ``data_dir`` with ``system`` (an asr_gr.inference.TrainedSystem;
+    None: loaded from ``exp_dir``). Returns (hyps {utt: text}, layers {utt: [np arrays]}, decoding seconds)."""
     from asr_gr.data.dataset import BucketSampler, collate
-    from asr_gr.decode.ctc import greedy_decode
     from asr_gr.decode.beam import beam_search_batch
     from asr_gr.device import autocast, explain_oom
-    from asr_gr.train.restore import load_trained
+    from asr_gr.inference import greedy_decode, load_trained
 
     if opts.num_threads:
         torch.set_num_threads(opts.num_threads)
-    loaded = load_trained(exp_dir, opts.checkpoint, device=opts.device)
-    model = model or loaded[0]
-    cfg, tok, spk2id = loaded[1], loaded[2], loaded[3]
+    system = system or load_trained(exp_dir, opts.checkpoint, device=opts.device)
+    model, cfg, tok = system.model, system.config, system.tokenizer
     device = next(model.parameters()).device
-    ds = _build_dataset(cfg, data_dir, spk2id)
+    ds = system.dataset(data_dir)
     if utts is not None:
         pos = {u: i for i, u in enumerate(ds.utts)}
         ds.lengths = [ds.lengths[pos[u]] for u in utts]
@@ -100,9 +89,10 @@ def _worker(args):
     return decode_utts(exp_dir, job_dir, None, opts, progress=False)
 
 
-def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> dict:
+def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, system=None) -> dict:
     """Decode every utterance of ``data_dir`` into ``out_dir``/hyp.txt (+ rtf.txt, layers/).
 
+    ``system``: the loaded exp dir (asr_gr.inference.load_trained), used when ``nj`` is 1.
     ``nj`` > 1 splits ``data_dir`` as ``utils/split_data.sh --per-utt`` does (``split<nj>utt/<j>/``, each
     part a complete data dir) and decodes each part in its own process with one torch thread.
     """
@@ -121,7 +111,7 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> 
     nj = max(1, min(nj, len(all_utts)))
     t0 = time.time()
     if nj == 1:
-        hyps, layers, _ = decode_utts(exp_dir, data_dir, None, opts)
+        hyps, layers, _ = decode_utts(exp_dir, data_dir, None, opts, system=system)
     else:
         job_dirs = split_data(data_dir, nj, by="utterance")
         ctx = mp.get_context("spawn")
@@ -150,19 +140,13 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1) -> 
 
 
 def write_layers(out_dir, layers: dict) -> None:
-    """``layers`` utt -> [array per layer] as ``out_dir``/layer<k>.ark/.scp (kaldiio)."""
-    import kaldiio
+    """``layers`` utt -> [array per layer] as ``out_dir``/layer<k>.ark/.scp (atomically, see arkio)."""
+    from asr_gr.features.arkio import write_ark_scp
 
     if not layers:
         return
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    n = len(next(iter(layers.values())))
-    for k in range(n):
-        ark, scp = out_dir / f"layer{k}.ark", out_dir / f"layer{k}.scp"
-        with atomic_path(ark) as tark, atomic_path(scp) as tscp:
-            with kaldiio.WriteHelper(f"ark,scp:{tark},{tscp}") as w:
-                for utt in sorted(layers):
-                    w(utt, layers[utt][k])
-            # the scp names the temporary ark; point it at the final name
-            tscp.write_text(tscp.read_text(encoding="utf-8").replace(str(tark), str(ark)), encoding="utf-8")
+    for k in range(len(next(iter(layers.values())))):
+        write_ark_scp(out_dir / f"layer{k}.ark", out_dir / f"layer{k}.scp",
+                      ((utt, layers[utt][k]) for utt in sorted(layers)))

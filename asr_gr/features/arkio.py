@@ -7,17 +7,13 @@ ark by its absolute final path.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import kaldiio
 import numpy as np
 
+from asr_gr.data.kaldi_dir import split_ark_entry
 from asr_gr.utils import atomic_path
-
-# "path:offset" optionally followed by a Kaldi range "[a:b]" or "[a:b,c:d]"
-_ARK_ENTRY = re.compile(r"^(?P<path>.+):(?P<offset>\d+)(?P<range>\[[0-9:,\s]*\])?$")
-
 
 class ArkWriter:
     """Write matrices to an open binary file, remembering each one's ``ark:offset`` for the scp."""
@@ -56,17 +52,6 @@ def write_scp(scp_path, entries) -> None:
                 f.write(f"{key} {value}\n")
 
 
-def split_entry(value: str) -> tuple[str, str] | None:
-    """``"dir/x.ark:123[0:9]"`` -> ``("dir/x.ark", ":123[0:9]")``; None for pipes and bare files."""
-    value = value.strip()
-    if value.endswith("|"):
-        return None
-    m = _ARK_ENTRY.match(value)
-    if m is None:
-        return None
-    return m.group("path"), value[len(m.group("path")):]
-
-
 class PathResolver:
     """Resolve the file part of scp entries written with relative paths (Kaldi writes them relative
     to the directory the recipe ran in). ``roots`` are tried in order; the first one under which the
@@ -91,7 +76,7 @@ class PathResolver:
         value = value.strip()
         if value.endswith("|"):
             return value, None
-        parts = split_entry(value)
+        parts = split_ark_entry(value)
         path, rest = parts if parts is not None else (value, "")
         found = self.file(path)
         if found is None:

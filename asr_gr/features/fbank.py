@@ -85,6 +85,40 @@ def fbank_config_dict(config: FbankConfig) -> dict:
     return asdict(config)
 
 
+# Stage 2 records the options of a dump dir's features here; training copies them into config.yaml
+# (``fs``, ``frontend``), so that Speech2Text computes the same features from raw audio.
+FBANK_CONFIG_FILE = "fbank.json"
+
+
+def write_fbank_config(dump_dir, config: FbankConfig) -> None:
+    with atomic_path(Path(dump_dir) / FBANK_CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps(asdict(config), sort_keys=True) + "\n", encoding="utf-8")
+
+
+def read_fbank_config(dump_dir) -> FbankConfig | None:
+    """The options stage 2 extracted ``dump_dir`` with; None for features made elsewhere (Kaldi, ESPnet)
+    or by a version of stage 2 that did not record them."""
+    path = Path(dump_dir) / FBANK_CONFIG_FILE
+    if not path.exists():
+        return None
+    try:
+        return FbankConfig(**json.loads(path.read_text(encoding="utf-8")))
+    except (ValueError, TypeError) as e:
+        raise DataError(path, None, f"not a record of fbank options: {str(e).splitlines()[0]}") from None
+
+
+def same_fbank_config(*dump_dirs) -> FbankConfig | None:
+    """The fbank options the given dump dirs (None entries skipped) were extracted with; sets extracted
+    with different options (e.g. another sample rate) are an error naming both."""
+    found = [(d, read_fbank_config(d)) for d in dump_dirs if d is not None]
+    found = [(d, c) for d, c in found if c is not None]
+    for d, c in found[1:]:
+        if c != found[0][1]:
+            raise DataError(Path(d) / FBANK_CONFIG_FILE, None, f"features of {d} were extracted with {asdict(c)}, "
+                            f"those of {found[0][0]} with {asdict(found[0][1])}; rerun stage 2 alike")
+    return found[0][1] if found else None
+
+
 # --------------------------------------------------------------------------- the batched kernel
 
 @lru_cache(maxsize=8)
@@ -294,7 +328,7 @@ def _job_is_done(split_dir: Path, j: int, utts: list[str]) -> bool:
 
 def _remove_outputs(out_dir: Path) -> None:
     """feats.scp first (nothing may point into an ark about to change), then what goes with it."""
-    for name in ("feats.scp", "utt2num_frames", "feats.ark"):  # feats.ark: the old one-ark layout
+    for name in ("feats.scp", "utt2num_frames", FBANK_CONFIG_FILE, "feats.ark"):  # feats.ark: old layout
         (out_dir / name).unlink(missing_ok=True)
 
 
@@ -374,6 +408,7 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
         entries.update(read_table(split_dir / f"feats.{j}.scp"))
         num_frames.update(read_table(split_dir / f"utt2num_frames.{j}"))
     write_table(out_dir / "utt2num_frames", num_frames)
+    write_fbank_config(out_dir, config)
     # in the data dir's (C-sorted) order; written last: its presence means every ark is complete
     write_scp(out_dir / "feats.scp", [(u, entries[u]) for u in utts])
     return len(utts)

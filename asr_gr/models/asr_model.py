@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -10,6 +12,8 @@ import asr_gr.models.encoders  # noqa: F401  (registers the encoders)
 import asr_gr.models.speaker  # noqa: F401  (registers the aux heads)
 from asr_gr.models.registry import AUX_HEADS, ENCODERS
 from asr_gr.utils import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 class ASRModel(nn.Module):
@@ -25,6 +29,20 @@ class ASRModel(nn.Module):
         # resolution (a no-op without autocast).
         return F.log_softmax(self.ctc_out(out).float(), dim=-1), out_lens, layers
 
+    @staticmethod
+    def ctc_loss(log_probs, out_lens, ys, y_lens):
+        """(CTC loss averaged over the rows with a transcript, number of such rows); rows with
+        ``y_lens == 0`` are untranscribed and add nothing (the loss is then a zero in the graph)."""
+        has_text = y_lens > 0
+        n_text = int(has_text.sum())
+        if not n_text:
+            return log_probs.sum() * 0.0, 0
+        lp = log_probs[has_text].transpose(0, 1)
+        targets = torch.cat([ys[i, : y_lens[i]] for i in torch.nonzero(has_text).flatten().tolist()])
+        loss = F.ctc_loss(lp, targets, out_lens[has_text], y_lens[has_text], blank=0, reduction="sum",
+                          zero_infinity=True) / n_text
+        return loss, n_text
+
     def forward(self, feats, feat_lens, ys, y_lens, spk, progress: float = 0.0):
         """Return ``(loss, stats)``.
 
@@ -34,17 +52,9 @@ class ASRModel(nn.Module):
         """
         log_probs, out_lens, layers = self.ctc_log_probs(feats, feat_lens)
         stats: dict[str, float] = {}
-        has_text = y_lens > 0
-        n_text = int(has_text.sum())
+        loss_ctc, n_text = self.ctc_loss(log_probs, out_lens, ys, y_lens)
         if n_text:
-            lp = log_probs[has_text].transpose(0, 1)
-            tl = y_lens[has_text]
-            targets = torch.cat([ys[i, : y_lens[i]] for i in torch.nonzero(has_text).flatten().tolist()])
-            loss_ctc = F.ctc_loss(lp, targets, out_lens[has_text], tl, blank=0, reduction="sum",
-                                  zero_infinity=True) / n_text
             stats["loss_ctc"] = loss_ctc.item()
-        else:
-            loss_ctc = log_probs.sum() * 0.0
         loss = loss_ctc
         if self.aux_head is not None:
             loss_spk, spk_stats = self.aux_head(layers, out_lens, spk, progress)
@@ -66,6 +76,11 @@ def build_model(config: dict, input_dim: int, vocab_size: int, num_speakers: int
     if aux != "none":
         if num_speakers < 2:
             raise ConfigError(f"aux '{aux}' needs at least 2 training speakers, got {num_speakers}")
-        head = AUX_HEADS.build(aux, layer_dims=encoder.layer_dims, num_speakers=num_speakers,
-                               **(config.get("aux_conf") or {}))
+        conf = dict(config.get("aux_conf") or {})
+        ignored = [k for k in getattr(AUX_HEADS.get(aux), "ignores", ()) if k in conf]
+        if ignored:  # one config serves every --aux system; e.g. spk_lambda is adversarial's
+            log.info("aux %s: ignoring aux_conf %s (used only by other heads)", aux, ", ".join(ignored))
+            for k in ignored:
+                del conf[k]
+        head = AUX_HEADS.build(aux, layer_dims=encoder.layer_dims, num_speakers=num_speakers, **conf)
     return ASRModel(encoder, vocab_size, head)

@@ -81,19 +81,19 @@ class MTLSpeakerHead(nn.Module):
     weighted by ``spk_weight``, is added to CTC."""
 
     reverse = False
+    # Keys of the adversarial head that one config shared by every --aux system may carry; build_model
+    # leaves them out for this head (they would configure nothing here).
+    ignores = ("spk_lambda", "lambda_schedule", "lambda_gamma")
 
     def __init__(self, layer_dims: list[int], num_speakers: int, spk_layer: int = -1,
-                 spk_weight: float = 1.0, spk_lambda: float = 1.0, lambda_schedule: str = "constant",
-                 lambda_gamma: float = 10.0, hidden: int = 256, num_layers: int = 1,
+                 spk_weight: float = 1.0, hidden: int = 256, num_layers: int = 1,
                  dropout: float = 0.1, pooling: str = "mean"):
         super().__init__()
         n = len(layer_dims)
         if not (1 <= spk_layer <= n or -n <= spk_layer <= -1):
             raise ValueError(f"spk_layer={spk_layer} is out of range: the encoder has layers 1..{n}")
         self.layer_index = spk_layer - 1 if spk_layer > 0 else n + spk_layer
-        self.spk_weight, self.spk_lambda = spk_weight, spk_lambda
-        self.lambda_schedule, self.lambda_gamma = lambda_schedule, lambda_gamma
-        lambda_at(lambda_schedule, spk_lambda, 0.0)  # fail early on an unknown schedule
+        self.spk_weight = spk_weight
         self.classifier = SpeakerClassifier(layer_dims[self.layer_index], num_speakers, hidden,
                                             num_layers, dropout, pooling)
 
@@ -117,9 +117,17 @@ class MTLSpeakerHead(nn.Module):
 @AUX_HEADS.register("adversarial")
 class AdversarialSpeakerHead(MTLSpeakerHead):
     """The same classifier behind a gradient reversal layer: the encoder receives -lambda times the
-    gradient of the speaker loss, lambda following ``lambda_schedule``."""
+    gradient of the speaker loss, lambda (``spk_lambda`` at most) following ``lambda_schedule``
+    (``lambda_gamma``: the steepness of Ganin's schedule)."""
 
     reverse = True
+    ignores = ()
+
+    def __init__(self, layer_dims: list[int], num_speakers: int, spk_lambda: float = 1.0,
+                 lambda_schedule: str = "constant", lambda_gamma: float = 10.0, **classifier_conf):
+        super().__init__(layer_dims, num_speakers, **classifier_conf)
+        lambda_at(lambda_schedule, spk_lambda, 0.0)  # fail early on an unknown schedule
+        self.spk_lambda, self.lambda_schedule, self.lambda_gamma = spk_lambda, lambda_schedule, lambda_gamma
 
     def grad_scale(self, progress: float) -> tuple[float, float]:
         lam = lambda_at(self.lambda_schedule, self.spk_lambda, progress, self.lambda_gamma)

@@ -16,17 +16,17 @@ from tqdm import tqdm
 
 from asr_gr.config import dump
 from asr_gr.data.dataset import BucketSampler, FeatureDataset, MixedBucketSampler, collate
-from asr_gr.decode.ctc import greedy_decode
 from asr_gr.device import autocast, explain_oom
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
+from asr_gr.inference import (UNTRANSCRIBED_SPK_LIST, classes_to_mask, greedy_decode, speaker_accuracy,
+                              untranscribed_only_classes)
 from asr_gr.models.asr_model import build_model
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.train.average import average_state_dicts, best_epochs
 from asr_gr.train.checks import filter_unalignable, unalignable, validate_config
 from asr_gr.train.curves import plot_curves, read_metrics
 from asr_gr.train.distributed import DistInfo
-from asr_gr.train.restore import UNTRANSCRIBED_SPK_LIST
 from asr_gr.utils import ConfigError, TrainingError, atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -137,11 +137,8 @@ class Trainer:
             speakers |= set(untranscribed.spk_label.values())
         # The classifier's classes: training speakers, plus those of the untranscribed set.
         self.spk2id = {s: i for i, s in enumerate(sorted(speakers))}
-        # Classes that only the untranscribed set has. Held-out utterances of training speakers are
-        # scored with these masked: the untranscribed speakers' classes are frequent in training (a
-        # small set is cycled), so an unmasked argmax measures that prior more than the speakers, and the
-        # masked accuracy compares with systems trained without the set (same classes, same chance).
-        self.extra_classes = sorted(self.spk2id[s] for s in speakers - set(self.train_set.spk_label.values()))
+        # Classes that only the untranscribed set has: masked when scoring training speakers
+        self.extra_classes = untranscribed_only_classes(self.spk2id, self.train_set.spk_label.values())
         self.train_set.spk2id = self.spk2id
         self.valid_set = FeatureDataset(valid_dir, encode=self.tokenizer.encode, **common)
         self.heldout_set = None
@@ -378,13 +375,13 @@ class Trainer:
                                                            shuffle=False))
         for batch in loader:  # every rank validates the whole set: identical weights, identical results
             feats, feat_lens = batch["feats"].to(self.device), batch["feat_lens"].to(self.device)
+            ys, y_lens = batch["ys"].to(self.device), batch["y_lens"].to(self.device)
             with explain_oom(self.config["batch_frames"], device=self.device), \
                     autocast(self.device, self.config["precision"]):
-                loss, stats = self.model(feats, feat_lens, batch["ys"].to(self.device),
-                                         batch["y_lens"].to(self.device),
-                                         torch.full_like(batch["spk"], -1).to(self.device))
-                lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)
-            loss_sum += stats["loss_ctc"] * len(batch["utts"])
+                lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)  # one encoder pass: loss and CER
+            lp = lp.float()
+            loss, _ = self.model.ctc_loss(lp, lens, ys, y_lens)
+            loss_sum += float(loss) * len(batch["utts"])
             n += len(batch["utts"])
             for i, seq in enumerate(greedy_decode(lp, lens)):
                 refs.append(self.tokenizer.decode(batch["ys"][i, : batch["y_lens"][i]]))
@@ -393,10 +390,11 @@ class Trainer:
         errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps))
         out["valid_cer"] = 100.0 * errors / max(1, sum(len(r) for r in refs))
         if self.heldout_set is not None:
+            heldout = {self.spk2id[self.heldout_set.spk_label[u]] for u in self.heldout_set.utts}
             with explain_oom(self.config["batch_frames"], device=self.device), \
                     autocast(self.device, self.config["precision"]):
                 masked, unmasked = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
-                                                    exclude=self.extra_classes)
+                                                    exclude=classes_to_mask(self.extra_classes, heldout))
             out["heldout_acc_spk"] = masked
             if self.extra_classes:
                 out["heldout_acc_spk_all_classes"] = unmasked
@@ -458,25 +456,3 @@ class Trainer:
             log.info("averaged epochs %s into %s", epochs, self.exp / f"avg{n}.pt")
         atomic_write_text(self.exp / "train_summary.json", json.dumps(summary, indent=1) + "\n")
         return summary
-
-
-@torch.no_grad()
-def speaker_accuracy(model, dataset: FeatureDataset, batch_frames: int, exclude=()) -> tuple[float, float]:
-    """Accuracies (%) of the model's aux speaker head on ``dataset`` (whose speakers it was trained on),
-    from one pass: (with the classes in ``exclude`` never predicted, over all classes); the two are
-    equal when nothing is excluded (see ``Trainer.extra_classes``)."""
-    model.eval()
-    head = model.aux_head
-    device = next(model.parameters()).device
-    correct = correct_all = total = 0
-    loader = torch.utils.data.DataLoader(
-        dataset, batch_sampler=BucketSampler(dataset.lengths, batch_frames, shuffle=False), collate_fn=collate)
-    for batch in loader:
-        _, lens, layers = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device))
-        logits = head.classifier(layers[head.layer_index], lens)
-        correct_all += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
-        if len(exclude):
-            logits[:, list(exclude)] = float("-inf")
-        correct += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
-        total += len(batch["utts"])
-    return 100.0 * correct / max(1, total), 100.0 * correct_all / max(1, total)

@@ -44,6 +44,8 @@ compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "
 nj=2                    # parallel jobs (torch threads in training and decoding)
 ngpu=""                 # training: 0 = CPU, 1 = GPU (default: the config's ngpu)
 num_mel_bins=80
+fs=""                   # sample rate of the features (Hz): stage 2 resamples every recording to it (torchaudio);
+                        # "" = 16000, and a recording at another rate is an error naming it
 token_type=char         # char, bpe or unigram (sentencepiece)
 nbpe=300                # sentencepiece vocabulary size
 feats_type=fbank        # fbank: extract from wav.scp; extracted: reuse data/<set>/feats.scp (+cmvn) made by Kaldi/ESPnet
@@ -87,8 +89,11 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   log "stage 2: features (--feats-type ${feats_type}) and the token list"
   case ${feats_type} in fbank|extracted) ;; *) log "ERROR: --feats-type must be fbank or extracted, got '${feats_type}'"; exit 1;; esac
   for s in ${feat_sets}; do
-    # Done, unless the data dir changed since (e.g. stage 1 was rerun with other options) or an ark is gone.
-    if dump_done dump/fbank/${s} data/${s}; then
+    sp=""; [ "${s}" = "${train_set}" ] && sp="${speed_perturb_factors}"
+    stamp="${feats_type} fs=${fs:-16000} num_mel_bins=${num_mel_bins} speed_perturb=${sp}"
+    # Done, unless the options (.done records them) or the data dir changed since (e.g. stage 1 was
+    # rerun with other options) or an ark is gone.
+    if [ "$(cat dump/fbank/${s}/.done 2>/dev/null)" = "${stamp}" ] && dump_done dump/fbank/${s} data/${s}; then
       log "dump/fbank/${s} is done; skipping"; continue
     fi
     if [ "${feats_type}" = extracted ]; then  # validate and reuse data/<set>/feats.scp; global cmvn.ark
@@ -96,11 +101,11 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     else
       opts=""; [ "${s}" = "${train_set}" ] && opts="--cmvn"
       [ -f data/${s}/text ] || opts="${opts} --no-text"
-      sp=""; [ "${s}" = "${train_set}" ] && sp="${speed_perturb_factors}"
       python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} \
-        --num-mel-bins ${num_mel_bins} --nj ${nj} ${opts} ${sp:+--speed-perturb "${sp}"}
+        --num-mel-bins ${num_mel_bins} --nj ${nj} ${opts} ${sp:+--speed-perturb "${sp}"} \
+        ${fs:+--sample-rate ${fs} --resample true}
     fi
-    touch dump/fbank/${s}/.done
+    echo "${stamp}" > dump/fbank/${s}/.done
   done
   python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out ${token_list} \
     --token-type ${token_type} --vocab-size ${nbpe}
