@@ -163,7 +163,17 @@ def test_sentencepiece_lexicon(tmp_path):
     for w, pieces in entries:
         assert pieces[0].startswith("\u2581") and "".join(pieces).replace("\u2581", "") == w
         assert tok.sp.decode(tok.sp.piece_to_id(pieces)) == w
-    assert word_list.__doc__  # (the word-list reader is exercised by the CLI test)
+
+
+def test_word_list_and_arpa_vocabulary(tmp_path):
+    (tmp_path / "lex.txt").write_text("HELLO  HH AH L OW\nHELLO(2)  HH EH L OW\nHELLO  HH EH L OW\n<unk> SPN\n\nA AH\n")
+    assert word_list(tmp_path / "lex.txt") == ["HELLO", "HELLO(2)", "A"]  # first field, first occurrence
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\n\\end\\\n")
+    with pytest.raises(DataError, match=r"bad.arpa:5: a 1-gram line needs"):
+        arpa_vocabulary(tmp_path / "bad.arpa")
+    (tmp_path / "empty.txt").write_text("hello\n")
+    with pytest.raises(DataError, match="no words"):
+        arpa_vocabulary(tmp_path / "empty.txt")
 
 
 # --- decoding -------------------------------------------------------------------------------------
