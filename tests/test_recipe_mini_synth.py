@@ -11,7 +11,7 @@ from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
 
 from asr_gr.data.kaldi_dir import read_table
 
-LM_SETUP = "beam20_lm0.5_ws1"  # run.sh's LM decoding setup
+LM_SETUP = "beam20_lm1_ws0"  # run.sh's LM decoding setup
 
 
 @pytest.fixture(scope="module")

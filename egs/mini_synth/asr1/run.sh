@@ -33,7 +33,7 @@ recipe=(./asr.sh
   --train-config conf/train.yaml
   --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout
   --extra-sets "untranscribed probe" --probe-sets "probe train_heldout"
-  --use-lm true --lm-order 3 --beam-size 20 --lm-weight 0.5 --word-score 1
+  --use-lm true --lm-order 3 --beam-size 20 --lm-weight 1 --word-score 0
   --data-prep-opts "${corpus_opts}")
 
 if [ -n "${grid}" ]; then
