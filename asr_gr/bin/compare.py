@@ -1,6 +1,6 @@
 """Stage 7: compare systems on one decoded set, with significance (paired bootstrap).
 
-    python -m asr_gr.bin.compare exp/A exp/B ... --set test --setup beam20_lm0.5_ws1 --out exp/compare.md \\
+    python -m asr_gr.bin.compare exp/A exp/B ... --set test --setup beam20_lm1_ws0 --out exp/compare.md \\
         [--num-samples 1000] [--seed 0] [--png exp/compare_per_spk.png]
 
 Reads exp/<sys>/decode_<set>_<setup>/score/per_utt.json of every system (decode_<set> without --setup); writes the tables to --out and the
@@ -26,7 +26,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("exp_dirs", nargs="+", help="exp dirs of the systems (the first is the reference)")
     ap.add_argument("--set", default="test", help="decoded set: exp/<sys>/decode_<set>_<setup>/score")
-    ap.add_argument("--setup", default="", help="decoding setup, e.g. greedy or beam20_lm0.5_ws1 ('': decode_<set>)")
+    ap.add_argument("--setup", default="", help="decoding setup, e.g. greedy or beam20_lm1_ws0 ('': decode_<set>)")
     ap.add_argument("--out", default="exp/compare.md")
     ap.add_argument("--png", default=None)
     ap.add_argument("--num-samples", type=int, default=1000, help="bootstrap draws")

@@ -1,8 +1,8 @@
 """Stage 4: CTC decoding of a dump dir with a trained model: greedy, or a beam search with a word LM.
 
     python -m asr_gr.bin.decode --exp-dir exp/train_none --data-dir dump/fbank/test \\
-        --out-dir exp/train_none/decode_test_beam20_lm0.5_ws1 [--checkpoint best.pt] [--beam-size 20 \\
-        --lm data/lm/lm.arpa --lexicon data/lm/lexicon.txt --lm-weight 0.5 --word-score 1.0] \\
+        --out-dir exp/train_none/decode_test_beam20_lm1_ws0 [--checkpoint best.pt] [--beam-size 20 \\
+        --lm data/lm/lm.arpa --lexicon data/lm/lexicon.txt --lm-weight 1 --word-score 0] \\
         [--decoder auto|flashlight|prefix] [--nj 2] [--dump-layers utts.txt] \\
         [--device cuda] [--precision bf16]
 

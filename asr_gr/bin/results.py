@@ -1,7 +1,7 @@
 """Collect every system under an exp root into RESULTS.md (and print the table).
 
     python -m asr_gr.bin.results --exp-root exp --test-set test --heldout-set train_heldout \
-        --setups "greedy beam20_lm0.5_ws1"
+        --setups "greedy beam20_lm1_ws0"
 
 Per system (exp dir with config.yaml): aux head, WER and CER on the test set for every decoding setup
 (exp/<sys>/decode_<set>_<setup>, side by side: e.g. greedy and with the word LM), with two setups the
@@ -164,7 +164,7 @@ def main(argv=None):
     ap.add_argument("--heldout-set", default="train_heldout")
     ap.add_argument("--setups", default="",
                     help="decoding setups shown side by side (exp/<sys>/decode_<set>_<setup>), e.g. "
-                         "'greedy beam20_lm0.5_ws1'; empty: decode_<set>")
+                         "'greedy beam20_lm1_ws0'; empty: decode_<set>")
     args = ap.parse_args(argv)
     setups = args.setups.split() or [None]
     rows = collect(args.exp_root, args.test_set, args.heldout_set, setups)

@@ -8,7 +8,7 @@
 #                     asr_gr.bin.make_lm (--use-lm true) -> data/lm/<tokens>/lm.arpa lexicon.txt (word n-gram, modified KN)
 #   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
 #   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>_<setup>/hyp.txt, setup e.g.
-#                                                           greedy, beam20_lm0.5_ws1 (flashlight + KenLM)
+#                                                           greedy, beam20_lm1_ws0 (flashlight + KenLM)
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
 #   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe_<set>/probe.{tsv,png}, exp/probe_compare_<set>.{png,md}
 #   7  comparison     asr_gr.bin.compare                 -> exp/compare.md, exp/compare_per_spk.png (paired bootstrap)
