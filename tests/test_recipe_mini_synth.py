@@ -51,7 +51,7 @@ def test_run_sh_all_stages_three_systems(recipe):
         assert acc.exists() == (aux != "none")
         for f in ("config.yaml", "train.log", "epoch1.pt", "best.pt", "metrics.jsonl", "curves.png"):
             assert (exp / f).exists(), f
-    assert f"WER % greedy | WER % {LM_SETUP} | Δ WER [95% CI] |" in results
+    assert f"WER % greedy [95% CI] | WER % {LM_SETUP} [95% CI] | Δ WER [95% CI] |" in results
     assert "WER" in p.stdout + p.stderr  # the table is printed at the end
     # every stage left a record of how it was run beside its outputs
     for rec, tool in (("data/make_mini_synth", "make_mini_synth"), ("dump/fbank/train/compute_fbank", "compute_fbank"),
