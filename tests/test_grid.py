@@ -72,10 +72,10 @@ def _probe_dir(out, sep, set_name="probe", n_spk=8, per_spk=6):
 
 def test_summary_table(tmp_path):
     exp = tmp_path / "exp" / "grid_adversarial_l2"
-    (exp / "decode_test" / "score").mkdir(parents=True)
-    (exp / "decode_train_heldout").mkdir(parents=True)
-    (exp / "decode_test" / "score" / "result.json").write_text(json.dumps({"wer": 50.0, "cer": 20.0}))
-    (exp / "decode_train_heldout" / "spk_acc.json").write_text(json.dumps({"acc_spk": 12.5}))
+    (exp / "decode_test_greedy" / "score").mkdir(parents=True)
+    (exp / "decode_train_heldout_greedy").mkdir(parents=True)
+    (exp / "decode_test_greedy" / "score" / "result.json").write_text(json.dumps({"wer": 50.0, "cer": 20.0}))
+    (exp / "decode_train_heldout_greedy" / "spk_acc.json").write_text(json.dumps({"acc_spk": 12.5}))
     _probe_dir(tmp_path / "exp" / "grid_none" / "probe_probe", sep=1.0)
     _probe_dir(exp / "probe_probe", sep=0.0)  # the adversarial system hides speakers at its top layer
     _probe_dir(exp / "probe_train_heldout", sep=0.0, set_name="train_heldout", n_spk=4)
@@ -98,7 +98,7 @@ def test_summary_table(tmp_path):
 
 def test_summary_compares_with_the_baseline(tmp_path):
     def write(tag, errors):
-        d = tmp_path / "exp" / tag / "decode_test" / "score"
+        d = tmp_path / "exp" / tag / "decode_test_greedy" / "score"
         d.mkdir(parents=True)
         per_utt = {f"s{i % 3}-{i:02d}": {"spk": f"s{i % 3}", "ref_words": 5, "errors": e}
                    for i, e in enumerate(errors)}
@@ -123,7 +123,7 @@ def test_seeds_expand_to_one_run_each_and_summarise_as_mean_and_sd(tmp_path, cap
     assert "--train-opts '--set aux_conf.spk_layer=3 --set seed=2'" in err
 
     def write(tag, errors):
-        d = tmp_path / "exp" / tag / "decode_test" / "score"
+        d = tmp_path / "exp" / tag / "decode_test_greedy" / "score"
         d.mkdir(parents=True)
         per_utt = {f"s{i % 6}-{i:02d}": {"spk": f"s{i % 6}", "ref_words": 5, "errors": e}
                    for i, e in enumerate(errors)}

@@ -135,12 +135,12 @@ def test_run_sh_stages_1_to_5(shared_data, recipe, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert not (recipe / "downloads").exists()  # --an4-root: nothing downloaded
     exp = recipe / "exp" / "tiny_mtl"
-    hyp = read_table(exp / "decode_test" / "hyp.txt", allow_empty_value=True)
+    hyp = read_table(exp / "decode_test_greedy" / "hyp.txt", allow_empty_value=True)
     assert set(hyp) == set(read_table(recipe / "data" / "test" / "text"))
-    result = (exp / "decode_test" / "score" / "result.txt").read_text()
+    result = (exp / "decode_test_greedy" / "score" / "result.txt").read_text()
     assert "%WER" in result and "Sum/Avg" in result
-    assert (exp / "decode_dev" / "score" / "result.txt").exists()
-    assert (exp / "decode_train_heldout" / "spk_acc.json").exists()
+    assert (exp / "decode_dev_greedy" / "score" / "result.txt").exists()
+    assert (exp / "decode_train_heldout_greedy" / "spk_acc.json").exists()
     assert "| tiny_mtl | mtl |" in (recipe / "exp" / "RESULTS.md").read_text()
 
 

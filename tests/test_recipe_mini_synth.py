@@ -11,6 +11,8 @@ from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
 
 from asr_gr.data.kaldi_dir import read_table
 
+LM_SETUP = "beam20_lm1_ws0"  # run.sh's LM decoding setup
+
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory):
@@ -32,24 +34,35 @@ def test_run_sh_all_stages_three_systems(recipe):
     for aux in ("none", "mtl", "adversarial"):
         assert f"| tiny_{aux} | {aux} |" in results
         exp = recipe / "exp" / f"tiny_{aux}"
-        hyp = read_table(exp / "decode_test" / "hyp.txt", allow_empty_value=True)
-        assert set(hyp) == set(read_table(recipe / "data" / "test" / "text"))
-        result = (exp / "decode_test" / "score" / "result.txt").read_text()
-        assert "%WER" in result and "Sum/Avg" in result
+        for setup in ("greedy", LM_SETUP):  # greedy and the word LM, side by side
+            hyp = read_table(exp / f"decode_test_{setup}" / "hyp.txt", allow_empty_value=True)
+            assert set(hyp) == set(read_table(recipe / "data" / "test" / "text"))
+            result = (exp / f"decode_test_{setup}" / "score" / "result.txt").read_text()
+            assert "%WER" in result and "Sum/Avg" in result
+        assert json.loads((exp / f"decode_test_{LM_SETUP}" / "decode_setup.json").read_text())["decoder"] == "flashlight"
+        # lexicon-constrained: every hypothesised word is a word of the LM's lexicon
+        lex = {ln.split()[0] for ln in (recipe / "data" / "lm" / "char" / "lexicon.txt").read_text().splitlines()}
+        hyp = read_table(exp / f"decode_test_{LM_SETUP}" / "hyp.txt", allow_empty_value=True)
+        assert set(" ".join(hyp.values()).split()) <= lex
         spks = set(read_table(recipe / "data" / "test" / "utt2spk").values())
         assert all(any(line.startswith(s + " ") for line in result.splitlines()) for s in spks)
-        acc = exp / "decode_train_heldout" / "spk_acc.json"
+        acc = exp / "decode_train_heldout_greedy" / "spk_acc.json"
+        assert not (exp / f"decode_train_heldout_{LM_SETUP}").exists()  # the held-out set: greedy only
         assert acc.exists() == (aux != "none")
         for f in ("config.yaml", "train.log", "epoch1.pt", "best.pt", "metrics.jsonl", "curves.png"):
             assert (exp / f).exists(), f
+    assert f"WER % greedy [95% CI] | WER % {LM_SETUP} [95% CI] | Δ WER [95% CI] |" in results
     assert "WER" in p.stdout + p.stderr  # the table is printed at the end
     # every stage left a record of how it was run beside its outputs
     for rec, tool in (("data/make_mini_synth", "make_mini_synth"), ("dump/fbank/train/compute_fbank", "compute_fbank"),
                       ("data/token_list/char/tokenizer", "tokenizer"), ("exp/tiny_mtl/train", "train"),
-                      ("exp/tiny_mtl/decode_test/decode", "decode"), ("exp/tiny_mtl/decode_test/score/score", "score"),
+                      ("exp/tiny_mtl/decode_test_greedy/decode", "decode"),
+                      ("exp/tiny_mtl/decode_test_greedy/score/score", "score"),
                       ("exp/results", "results")):
         r = json.loads((recipe / f"{rec}.record.json").read_text())
         assert r["tool"] == f"asr_gr.bin.{tool}" and r["cwd"] == str(recipe), rec
+    arpa = (recipe / "data" / "lm" / "char" / "lm.arpa").read_text()
+    assert arpa.startswith("\\data\\\nngram 1=") and "\\3-grams:" in arpa
 
 
 def test_rerun_one_stage_resumes_and_reuses(recipe):
@@ -72,7 +85,9 @@ def test_sentencepiece_tokens_through_the_recipe(recipe):
     assert (recipe / "data" / "token_list" / "bpe40" / "bpe.model").exists()
     cfg = (recipe / "exp" / "tiny_bpe" / "config.yaml").read_text()
     assert "bpe40/bpe.model" in cfg
-    assert "%WER" in (recipe / "exp" / "tiny_bpe" / "decode_test" / "score" / "result.txt").read_text()
+    assert "%WER" in (recipe / "exp" / "tiny_bpe" / f"decode_test_{LM_SETUP}" / "score" / "result.txt").read_text()
+    lex = (recipe / "data" / "lm" / "bpe40" / "lexicon.txt").read_text().splitlines()
+    assert lex and all(ln.split()[1].startswith("\u2581") for ln in lex)  # sentencepiece pieces per word
 
 
 def _start(recipe, *args):

@@ -62,8 +62,8 @@ def test_results_per_dataset_tables(tmp_path):
         (exp / "config.yaml").write_text("aux: none\n")
         for s in ("dev", "test"):
             write_reports(score({"u1": "A B C D"}, {"u1": "A X C" if name == "sysB" else "A B C D"}, {"u1": "s"}),
-                          exp / f"decode_{s}" / "score")
+                          exp / f"decode_{s}_greedy" / "score")
     md = dataset_tables(tmp_path)
-    assert "## dev" in md and "## test" in md
+    assert "## dev_greedy" in md and "## test_greedy" in md
     assert "| system | Snt | Wrd | Corr | Sub | Del | Ins | Err | S.Err |" in md
     assert "| sysB | 1 | 4 | 50.0 | 25.0 | 25.0 | 0.0 | 50.0 | 100.0 |" in md

@@ -1,9 +1,9 @@
 """Stage 7: compare systems on one decoded set, with significance (paired bootstrap).
 
-    python -m asr_gr.bin.compare exp/A exp/B ... --set test --out exp/compare.md \\
+    python -m asr_gr.bin.compare exp/A exp/B ... --set test --setup beam20_lm1_ws0 --out exp/compare.md \\
         [--num-samples 1000] [--seed 0] [--png exp/compare_per_spk.png]
 
-Reads exp/<sys>/decode_<set>/score/per_utt.json of every system; writes the tables to --out and the
+Reads exp/<sys>/decode_<set>_<setup>/score/per_utt.json of every system (decode_<set> without --setup); writes the tables to --out and the
 per-speaker WER bars to --png (default: compare_per_spk.png beside --out).
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
+from asr_gr.bin.results import decode_dir
 from asr_gr.score.significance import compare_systems, load_system, markdown, plot_per_spk
 from asr_gr.score.wer import check_comparable
 from asr_gr.utils import DataError, atomic_write_text
@@ -24,7 +25,8 @@ from asr_gr.utils import DataError, atomic_write_text
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("exp_dirs", nargs="+", help="exp dirs of the systems (the first is the reference)")
-    ap.add_argument("--set", default="test", help="decoded set: exp/<sys>/decode_<set>/score")
+    ap.add_argument("--set", default="test", help="decoded set: exp/<sys>/decode_<set>_<setup>/score")
+    ap.add_argument("--setup", default="", help="decoding setup, e.g. greedy or beam20_lm1_ws0 ('': decode_<set>)")
     ap.add_argument("--out", default="exp/compare.md")
     ap.add_argument("--png", default=None)
     ap.add_argument("--num-samples", type=int, default=1000, help="bootstrap draws")
@@ -34,7 +36,7 @@ def main(argv=None):
         raise DataError("command line", None, "compare needs at least two exp dirs")
     systems, extra, scored = [], {}, {}
     for d in args.exp_dirs:
-        sd = Path(d) / f"decode_{args.set}" / "score"
+        sd = decode_dir(d, args.set, args.setup) / "score"
         name = Path(d).name
         systems.append(load_system(sd, name))
         res = sd / "result.json"
@@ -43,7 +45,8 @@ def main(argv=None):
             scored[name] = (res, extra[name])
     check_comparable(scored, "one comparison")
     pairs = compare_systems(systems, args.num_samples, args.seed)
-    md = markdown(systems, pairs, test_set=args.set, num_samples=args.num_samples, extra=extra)
+    label = f"{args.set}` (decoding setup `{args.setup}" if args.setup else args.set
+    md = markdown(systems, pairs, test_set=label, num_samples=args.num_samples, extra=extra)
     out = Path(args.out)
     png = Path(args.png) if args.png else out.with_name(out.stem + "_per_spk.png")
     md += f"\n![per-speaker WER]({png.name})\n"

@@ -1,10 +1,20 @@
-"""Stage 4: CTC decoding of a dump dir with a trained model (greedy or prefix beam search + word LM).
+"""Stage 4: CTC decoding of a dump dir with a trained model: greedy, or a beam search with a word LM.
 
     python -m asr_gr.bin.decode --exp-dir exp/train_none --data-dir dump/fbank/test \\
-        --out-dir exp/train_none/decode_test [--checkpoint best.pt] [--beam-size 8 --lm lm.arpa \\
-        --lm-weight 0.5 --word-bonus 1.0] [--nj 2] [--dump-layers utts.txt] [--device cuda] [--precision bf16]
+        --out-dir exp/train_none/decode_test_beam20_lm1_ws0 [--checkpoint best.pt] [--beam-size 20 \\
+        --lm data/lm/lm.arpa --lexicon data/lm/lexicon.txt --lm-weight 1 --word-score 0] \\
+        [--decoder auto|flashlight|prefix] [--nj 2] [--dump-layers utts.txt] \\
+        [--device cuda] [--precision bf16]
 
-Writes OUT/hyp.txt (Kaldi text format) and OUT/rtf.txt (real-time factor); with --dump-layers the
+Decoders: greedy (--beam-size 1, no LM); ``flashlight`` (default with --lm/--lexicon): torchaudio's
+lexicon-constrained ctc_decoder, the ARPA loaded by KenLM, hypotheses made of lexicon words (default
+lexicon: the LM's vocabulary spelled in the model's tokens); ``prefix``: the own lexicon-free CTC
+prefix beam search, with the ARPA read into Python (small LMs; the test reference). The score of a
+hypothesis is acoustic log-probability + lm-weight x natural-log LM probability + word-score per word,
+in both.
+
+Writes OUT/hyp.txt (Kaldi text format), OUT/rtf.txt (real-time factor) and OUT/decode_setup.json (the
+decoder and its options); with --dump-layers the
 encoder's per-layer outputs (layer 0 = input features) of the listed utterances as
 OUT/layers/layer<k>.ark/.scp; when the model has a speaker head and every speaker of the set was seen
 in training, also OUT/spk_acc.json (accuracy of the head; for a semi-supervised system over the
@@ -46,10 +56,15 @@ def main(argv=None):
     ap.add_argument("--checkpoint", default="best.pt", help="file in the exp dir: best.pt, epochN.pt, ...")
     ap.add_argument("--batch-frames", type=int, default=40000)
     ap.add_argument("--num-threads", type=int, default=0)
-    ap.add_argument("--beam-size", type=int, default=1, help="1: greedy; >1: CTC prefix beam search")
-    ap.add_argument("--lm", default=None, help="word n-gram LM (ARPA file) for the beam search")
-    ap.add_argument("--lm-weight", type=float, default=0.5)
-    ap.add_argument("--word-bonus", type=float, default=0.0)
+    ap.add_argument("--beam-size", type=int, default=1, help="1 without LM: greedy; else the beam width")
+    ap.add_argument("--lm", default=None, help="word n-gram LM (ARPA, .arpa.gz, or KenLM binary for flashlight)")
+    ap.add_argument("--lexicon", default=None,
+                    help="flashlight: 'WORD tok1 tok2 ...' lines (default: the LM's words spelled in tokens)")
+    ap.add_argument("--decoder", default="auto", choices=["auto", "flashlight", "prefix"],
+                    help="auto: flashlight with --lm/--lexicon, else prefix (beam) or greedy")
+    ap.add_argument("--lm-weight", type=float, default=0.5, help="weight of the natural-log LM probability")
+    ap.add_argument("--word-score", "--word-bonus", dest="word_score", type=float, default=0.0,
+                    help="added per hypothesised word (--word-bonus: the old name)")
     ap.add_argument("--nj", type=int, default=1,
                     help="parallel worker processes, one per utils/split_data.sh --per-utt part")
     ap.add_argument("--dump-layers", default=None, metavar="UTT_LIST_FILE",
@@ -64,8 +79,9 @@ def main(argv=None):
         raise DataError("command line", None, "--beam-size and --nj must be >= 1")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
-    opts = DecodeOptions(checkpoint=args.checkpoint, beam_size=args.beam_size, lm=args.lm,
-                         lm_weight=args.lm_weight, word_bonus=args.word_bonus, batch_frames=args.batch_frames,
+    opts = DecodeOptions(checkpoint=args.checkpoint, beam_size=args.beam_size, lm=args.lm, lexicon=args.lexicon,
+                         decoder=args.decoder, lm_weight=args.lm_weight, word_score=args.word_score,
+                         batch_frames=args.batch_frames,
                          num_threads=args.num_threads, device=args.device, precision=args.precision,
                          dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
     out = Path(args.out_dir)

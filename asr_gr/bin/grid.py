@@ -13,6 +13,7 @@ Everything after ``--`` is the recipe's asr.sh command with its corpus options; 
     systems:                        # explicit systems
       - {aux: none}
       - {aux: adversarial, spk_layer: 3, semi: true}
+    decode_setup: greedy            # decode dir summarised: exp/<sys>/decode_<test_set>_<setup>
     product:                        # every combination of the listed values
       aux: [mtl, adversarial]
       spk_layer: [2, 5]
@@ -35,12 +36,14 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
+from asr_gr.bin.results import decode_dir, heldout_acc
 from asr_gr.config import load_yaml
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
                "lambda_schedule": str, "semi": bool}
-GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds"}
+GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds",
+             "decode_setup"}
 
 
 def seeds_of(grid: dict, source: str) -> list:
@@ -192,7 +195,7 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
 
 
 def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str,
-              seeds: list | None = None, config: str | None = None) -> str:
+              seeds: list | None = None, config: str | None = None, setup: str | None = "greedy") -> str:
     """exp/grid.md: per system WER/CER on the test set (mean ± s.d. over seeds), the WER difference to
     the baseline with its 95% paired-bootstrap intervals (utterances; speakers where there are >= 5)
     and p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
@@ -204,7 +207,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
     base_conf = (load_yaml(config) if config and Path(config).exists() else {}).get("aux_conf") or {}
 
     def score_dir(s, seed):
-        return exp_root / tag_of(s, seed) / f"decode_{test_set}" / "score"
+        return decode_dir(exp_root / tag_of(s, seed), test_set, setup) / "score"
 
     def averaged(s):
         runs = [load_system(score_dir(s, seed), tag_of(s, seed)) for seed in seeds
@@ -215,7 +218,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
     baseline = averaged(base)[0] if base else None
     n_seeds = len(seeds) if seeds != [None] else 1
     lines = ["# Ablation grid", "",
-             f"Test set `{test_set}` (unseen speakers)"
+             f"Test set `{test_set}` (unseen speakers), decoding setup `{setup}`"
              + (f"; every system trained with {n_seeds} seeds ({', '.join(map(str, seeds))}): figures are "
                 "mean ± s.d. over seeds" if n_seeds > 1 else "") + ". "
              "Δ WER: difference to the baseline"
@@ -227,8 +230,8 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
              "Speaker probing of the frozen layers: one section per probe set below.", ""]
     rows = []
     for s in systems:
-        res = [_json(exp_root / tag_of(s, seed) / f"decode_{test_set}" / "score" / "result.json") for seed in seeds]
-        acc = [_json(exp_root / tag_of(s, seed) / f"decode_{heldout_set}" / "spk_acc.json") for seed in seeds]
+        res = [_json(score_dir(s, seed) / "result.json") for seed in seeds]
+        acc = [heldout_acc(exp_root / tag_of(s, seed), heldout_set, [setup]) for seed in seeds]
         rows.append((s, res, acc))
     head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
             "| spk acc % |")
@@ -273,6 +276,7 @@ def main(argv=None):
     config = grid.get("config", "conf/train.yaml")
     untr = grid.get("untranscribed_set", "untranscribed")
     test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
+    setup = grid.get("decode_setup", "greedy")  # the decode dir summarised: decode_<test_set>_<setup>
     exp_root = Path(args.exp_root)
     seeds = seeds_of(grid, args.grid)
     cmds = [base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr]]
@@ -294,7 +298,7 @@ def main(argv=None):
         if "--tag" in cmd:
             (exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done").touch()
     if not args.dry_run:
-        print(summarise(systems, exp_root, test_set, heldout_set, seeds, config), end="")
+        print(summarise(systems, exp_root, test_set, heldout_set, seeds, config, setup), end="")
         write_record(exp_root, "asr_gr.bin.grid", argv, args, config=grid)
 
 

@@ -1,10 +1,11 @@
 """CTC prefix beam search (Graves 2012; Hannun et al. 2014) with an optional word n-gram LM.
 
-Implementation choice: torchaudio's ``ctc_decoder`` needs the ``flashlight-text`` package, which
-the pinned environment lacks (``from torchaudio.models.decoder import ctc_decoder`` raises "CTC
-Decoder suit requires flashlight-text package"), so this module is a small pure-Python/NumPy prefix
-beam search. It sums over alignments (blank / non-blank ending probabilities per prefix), so it can
-find a label sequence whose total probability beats the best single path that greedy decoding picks.
+Role: the lexicon-free alternative to the flashlight decoder (``asr_gr.decode.flashlight``, torchaudio's
+``ctc_decoder`` with KenLM), which decoding with ``--lm`` uses by default; this one is selected with
+``--decoder prefix``, can produce words outside any lexicon, and is the reference the tests compare the
+flashlight decoder with. It sums over alignments (blank / non-blank ending probabilities per prefix), so
+it can find a label sequence whose total probability beats the best single path that greedy decoding
+picks.
 
 The LM (``asr_gr.decode.arpa.ArpaLM``) is applied at word boundaries: when ``<space>`` is emitted
 after a non-empty word, and at the end of the utterance (last word + ``</s>``). Each scored word adds

@@ -1,9 +1,11 @@
-"""Decode a dump dir with a trained model: greedy or prefix beam search, ``nj`` worker processes,
-optional dump of the encoder's per-layer outputs (layer 0 = input features) for chosen utterances.
+"""Decode a dump dir with a trained model: greedy, the own lexicon-free prefix beam search, or the
+lexicon-constrained flashlight beam search with a KenLM word LM; ``nj`` worker processes; optional dump
+of the encoder's per-layer outputs (layer 0 = input features) for chosen utterances.
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
@@ -18,10 +20,12 @@ from asr_gr.utils import DataError, atomic_write_text
 @dataclass
 class DecodeOptions:
     checkpoint: str = "best.pt"
-    beam_size: int = 1  # 1: greedy
-    lm: str | None = None  # ARPA file
-    lm_weight: float = 0.5
-    word_bonus: float = 0.0
+    beam_size: int = 1  # 1 and no LM/lexicon: greedy
+    lm: str | None = None  # ARPA file (or KenLM binary for the flashlight decoder)
+    lexicon: str | None = None  # flashlight: words spelled in tokens (default: the LM's vocabulary)
+    decoder: str = "auto"  # auto (flashlight with --lm/--lexicon, else prefix), flashlight, prefix
+    lm_weight: float = 0.5  # weight of the natural-log LM probability
+    word_score: float = 0.0  # added per word
     batch_frames: int = 40000
     num_threads: int = 0
     dump_utts: list = field(default_factory=list)  # utterances whose layers to dump
@@ -47,15 +51,20 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, system=None, pr
         pos = {u: i for i, u in enumerate(ds.utts)}
         ds.lengths = [ds.lengths[pos[u]] for u in utts]
         ds.utts = list(utts)
-    beam_kw = {}
-    if opts.beam_size > 1 or opts.lm:
+    beam_kw, flashlight = {}, None
+    decoder = resolve_decoder(opts)
+    if decoder == "flashlight":
+        from asr_gr.decode.flashlight import FlashlightDecoder
+        flashlight = FlashlightDecoder(tok, opts.lexicon, opts.lm, beam_size=opts.beam_size,
+                                       lm_weight=opts.lm_weight, word_score=opts.word_score)
+    elif decoder == "prefix" and (opts.lm or opts.word_score):
         tokens = getattr(tok, "tokens", None)
-        if opts.lm:
-            from asr_gr.decode.arpa import ArpaLM
-            if tokens is None or "<space>" not in tok.index:
-                raise DataError(cfg["token_list"], None, "an LM needs a character token list with <space>")
-            beam_kw = {"lm": ArpaLM.from_file(opts.lm), "tokens": tokens, "space_id": tok.index["<space>"],
-                       "lm_weight": opts.lm_weight, "word_bonus": opts.word_bonus}
+        if tokens is None or "<space>" not in tok.index:
+            raise DataError(cfg["token_list"], None, "the prefix search's word LM needs a character token "
+                                                    "list with <space> (use --decoder flashlight)")
+        from asr_gr.decode.arpa import ArpaLM
+        beam_kw = {"lm": ArpaLM.from_file(opts.lm) if opts.lm else None, "tokens": tokens,
+                   "space_id": tok.index["<space>"], "lm_weight": opts.lm_weight, "word_bonus": opts.word_score}
     dump = set(opts.dump_utts or ())
     loader = torch.utils.data.DataLoader(
         ds, batch_sampler=BucketSampler(ds.lengths, opts.batch_frames, shuffle=False), collate_fn=collate)
@@ -68,18 +77,34 @@ def decode_utts(exp_dir, data_dir, utts, opts: DecodeOptions, *, system=None, pr
                     autocast(device, opts.precision):
                 lp, lens, layers = model.ctc_log_probs(batch["feats"].to(device), batch["feat_lens"].to(device))
             lp, lens = lp.cpu(), lens.cpu()
-            if opts.beam_size > 1 or opts.lm:
-                seqs = beam_search_batch(lp, lens, max(1, opts.beam_size), **beam_kw)
+            if flashlight is not None:
+                texts = flashlight.decode(lp, lens)
             else:
-                seqs = greedy_decode(lp, lens)
-            for b, (utt, seq) in enumerate(zip(batch["utts"], seqs)):
-                hyps[utt] = tok.decode(seq)
+                seqs = greedy_decode(lp, lens) if decoder == "greedy" else \
+                    beam_search_batch(lp, lens, max(1, opts.beam_size), **beam_kw)
+                texts = [tok.decode(seq) for seq in seqs]
+            for b, (utt, text) in enumerate(zip(batch["utts"], texts)):
+                hyps[utt] = text
                 if utt in dump:
                     # layer 0: the (normalised) input features; layer k: output of encoder layer k
                     outs = [batch["feats"][b, : int(batch["feat_lens"][b])].float().numpy().copy()]
                     outs += [x[b, : int(lens[b])].float().cpu().numpy().copy() for x in layers]
                     layers_out[utt] = outs
     return hyps, layers_out, time.time() - t0
+
+
+def resolve_decoder(opts: DecodeOptions) -> str:
+    """greedy, prefix or flashlight, from ``opts.decoder`` and the other options."""
+    if opts.decoder not in ("auto", "flashlight", "prefix"):
+        raise DataError("command line", None, f"--decoder must be auto, flashlight or prefix, got {opts.decoder!r}")
+    if opts.decoder == "flashlight" or (opts.decoder == "auto" and (opts.lm or opts.lexicon)):
+        return "flashlight"
+    if opts.lexicon:
+        raise DataError("command line", None, "--lexicon needs the flashlight decoder (the prefix search is "
+                                              "lexicon-free)")
+    if opts.decoder == "prefix" or opts.beam_size > 1 or opts.word_score:
+        return "prefix"
+    return "greedy"
 
 
 def _worker(args):
@@ -99,6 +124,10 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, 
     from asr_gr.data.kaldi_dir import read_table
     from asr_gr.data.ops import split_data
 
+    resolve_decoder(opts)  # option errors before any work
+    for f in (opts.lm, opts.lexicon):
+        if f is not None and not Path(f).is_file():
+            raise DataError(f, None, "file does not exist")
     scp = Path(data_dir) / "feats.scp"
     if not scp.exists():
         raise DataError(scp, None, "feats.scp does not exist (has stage 2 finished?)")
@@ -134,6 +163,9 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, 
     atomic_write_text(out / "rtf.txt", f"decoding seconds {elapsed:.2f}\naudio seconds {audio_seconds:.2f}\n"
                                        f"RTF {rtf:.5f}\nnj {nj}\nbeam_size {opts.beam_size}\n"
                                        f"device {opts.device or 'auto'}\nprecision {opts.precision}\n")
+    setup = {"decoder": resolve_decoder(opts), "beam_size": opts.beam_size, "lm": opts.lm, "lexicon": opts.lexicon,
+             "lm_weight": opts.lm_weight, "word_score": opts.word_score, "checkpoint": opts.checkpoint}
+    atomic_write_text(out / "decode_setup.json", json.dumps(setup, indent=1) + "\n")
     if opts.dump_utts:
         write_layers(out / "layers", layers)
     return {"hyps": hyps, "rtf": rtf, "elapsed": elapsed, "num_layers": len(next(iter(layers.values()), []))}

@@ -5,8 +5,10 @@
 #   1  data prep      local/data_prep.sh                 -> data/<set>/ (Kaldi data dirs)
 #   2  features       asr_gr.bin.compute_fbank           -> dump/fbank/<set>/ feats.{ark,scp} cmvn.ark
 #                     asr_gr.bin.tokenizer               -> data/token_list/char/tokens.txt (or bpe<N>/bpe.model)
+#                     asr_gr.bin.make_lm (--use-lm true) -> data/lm/<tokens>/lm.arpa lexicon.txt (word n-gram, modified KN)
 #   3  training       asr_gr.bin.train                   -> exp/<tag>/ (one per --aux system)
-#   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>/hyp.txt
+#   4  decoding       asr_gr.bin.decode                  -> exp/<tag>/decode_<set>_<setup>/hyp.txt, setup e.g.
+#                                                           greedy, beam20_lm1_ws0 (flashlight + KenLM)
 #   5  scoring        asr_gr.bin.score, asr_gr.bin.results -> .../score/result.txt, exp/RESULTS.md
 #   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe_<set>/probe.{tsv,png}, exp/probe_compare_<set>.{png,md}
 #   7  comparison     asr_gr.bin.compare                 -> exp/compare.md, exp/compare_per_spk.png (paired bootstrap)
@@ -37,8 +39,17 @@ probe_opts=""           # extra options for asr_gr.bin.probe, e.g. "--num-nontar
 untranscribed_set=""    # semi-supervised: a set with utt2spk and no text whose batches add only the speaker loss
 tag=""                  # exp dir name; default <train_config name>_<aux>
 checkpoint=best.pt      # checkpoint decoded in stage 4
-beam_size=1             # stage 4: 1 = CTC greedy, >1 = CTC prefix beam search
-decode_opts=""          # extra options for asr_gr.bin.decode, e.g. "--lm lm.arpa --lm-weight 0.5 --word-bonus 1"
+use_lm=false            # true: stage 2 also makes a word n-gram LM + lexicon (data/lm/<tokens>/), stage 4 decodes with it
+lm_order=3              # order of the estimated LM (interpolated modified Kneser-Ney, from the training transcripts)
+lm_extra_text=""        # a plain text file (a sentence a line) added to the transcripts for the LM
+lm_arpa=""              # an existing ARPA (.gz) to decode with instead of estimating one (e.g. LibriSpeech's)
+lm_words=""             # word list/lexicon whose words the decoding lexicon spells (default: the LM's vocabulary)
+beam_size=1             # stage 4: beam width; 1 without LM = CTC greedy
+decoder=auto            # stage 4: auto (flashlight with the LM, else prefix), flashlight (lexicon + KenLM), prefix (own, lexicon-free)
+lm_weight=0.5           # stage 4: weight of the natural-log word LM probability
+word_score=0            # stage 4: score added per word
+decode_greedy=true      # stage 4: also decode greedily (decode_<set>_greedy) beside a beam/LM setup
+decode_opts=""          # extra options for asr_gr.bin.decode, e.g. "--batch-frames 20000"
 score_opts=""           # extra options for asr_gr.bin.score, e.g. "--lowercase --remove-punct"
 compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "--num-samples 2000"
 nj=2                    # parallel jobs (torch threads in training and decoding)
@@ -61,6 +72,27 @@ if [ "${token_type}" = char ]; then
 else
   token_list=data/token_list/${token_type}${nbpe}/${token_type}.model
 fi
+token_tag=${token_type}; [ "${token_type}" = char ] || token_tag=${token_type}${nbpe}
+lm_dir=data/lm/${token_tag}
+# Decoding setups of stage 4-5, each decoded into exp/<tag>/decode_<set>_<setup>: the main one from
+# --beam-size/--use-lm/--lm-weight/--word-score/--decoder, and greedy beside it (--decode-greedy).
+main_setup=greedy; main_opts="--beam-size 1"
+if [ "${use_lm}" = true ]; then
+  lm_file=${lm_arpa:-${lm_dir}/lm.arpa}
+  main_setup=beam${beam_size}_lm${lm_weight}_ws${word_score}
+  [ "${decoder}" = prefix ] && main_setup=${main_setup}_prefix
+  main_opts="--beam-size ${beam_size} --lm ${lm_file} --lm-weight ${lm_weight} --word-score ${word_score} --decoder ${decoder}"
+  [ "${decoder}" = prefix ] || main_opts="${main_opts} --lexicon ${lm_dir}/lexicon.txt"
+elif [ "${beam_size}" -gt 1 ] || [ "${word_score}" != 0 ]; then
+  main_setup=beam${beam_size}; [ "${word_score}" != 0 ] && main_setup=${main_setup}_ws${word_score}
+  main_opts="--beam-size ${beam_size} --word-score ${word_score} --decoder prefix"
+fi
+setups="${main_setup}"
+[ "${decode_greedy}" = true ] && [ "${main_setup}" != greedy ] && setups="greedy ${main_setup}"
+setups_of() {  # the held-out set (speaker accuracy of the aux head) is decoded with the first setup only
+  if [ "$1" = "${heldout_set}" ] && ! echo " ${test_sets} " | grep -q " $1 "; then echo ${setups%% *}; else echo ${setups}; fi
+}
+opts_of() { if [ "$1" = greedy ]; then echo "--beam-size 1"; else echo "${main_opts}"; fi; }
 tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
   if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1${untranscribed_set:+_semi}"; fi
 }
@@ -109,6 +141,16 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
   done
   python -m asr_gr.bin.tokenizer --text data/${train_set}/text --out ${token_list} \
     --token-type ${token_type} --vocab-size ${nbpe}
+  if [ "${use_lm}" = true ]; then
+    if [ -n "${lm_arpa}" ]; then
+      log "stage 2: decoding lexicon of ${lm_arpa} in the tokens of ${token_list} -> ${lm_dir}"
+      lm_src="--arpa ${lm_arpa}"
+    else
+      log "stage 2: word ${lm_order}-gram LM (modified Kneser-Ney) of data/${train_set}/text ${lm_extra_text} and its lexicon -> ${lm_dir}"
+      lm_src="--text data/${train_set}/text --order ${lm_order} ${lm_extra_text:+--extra-text ${lm_extra_text}}"
+    fi
+    python -m asr_gr.bin.make_lm ${lm_src} ${lm_words:+--words ${lm_words}} --token-list ${token_list} --out-dir ${lm_dir}
+  fi
 fi
 
 if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
@@ -128,10 +170,12 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   for a in ${aux}; do
     expdir=exp/$(tag_for ${a})
     for s in ${test_sets} ${heldout_set}; do
-      log "stage 4: decoding ${s} with ${expdir}/${checkpoint}"
-      python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
-        --out-dir ${expdir}/decode_${s} --checkpoint ${checkpoint} --num-threads ${nj} \
-        --beam-size ${beam_size} --nj ${nj} ${decode_opts}
+      for setup in $(setups_of ${s}); do
+        log "stage 4: decoding ${s} with ${expdir}/${checkpoint} (${setup}) -> ${expdir}/decode_${s}_${setup}"
+        python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
+          --out-dir ${expdir}/decode_${s}_${setup} --checkpoint ${checkpoint} --num-threads ${nj} \
+          --nj ${nj} $(opts_of ${setup}) ${decode_opts}
+      done
     done
   done
 fi
@@ -140,13 +184,15 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
   for a in ${aux}; do
     expdir=exp/$(tag_for ${a})
     for s in ${test_sets} ${heldout_set}; do
-      log "stage 5: scoring ${expdir}/decode_${s}"
-      python -m asr_gr.bin.score --ref-dir dump/fbank/${s} --hyp ${expdir}/decode_${s}/hyp.txt \
-        --out-dir ${expdir}/decode_${s}/score ${score_opts}
+      for setup in $(setups_of ${s}); do
+        d=${expdir}/decode_${s}_${setup}
+        log "stage 5: scoring ${d}"
+        python -m asr_gr.bin.score --ref-dir dump/fbank/${s} --hyp ${d}/hyp.txt --out-dir ${d}/score ${score_opts}
+      done
     done
   done
   python -m asr_gr.bin.results --exp-root exp --test-set $(echo ${test_sets} | awk '{print $NF}') \
-    ${heldout_set:+--heldout-set ${heldout_set}}
+    ${heldout_set:+--heldout-set ${heldout_set}} --setups "${setups}"
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   [ -n "${probe_sets}" ] || log "stage 6: no --probe-sets and no --heldout-set; nothing to probe"
@@ -169,7 +215,7 @@ if [ ${stage} -le 7 ] && [ ${stop_stage} -ge 7 ]; then
     last_test=$(echo ${test_sets} | awk '{print $NF}')
     log "stage 7: comparing the systems of '${aux}' on ${last_test} (paired bootstrap) -> exp/compare.md"
     python -m asr_gr.bin.compare $(for a in ${aux}; do echo exp/$(tag_for ${a}); done) \
-      --set ${last_test} --out exp/compare.md ${compare_opts}
+      --set ${last_test} --setup ${main_setup} --out exp/compare.md ${compare_opts}
   else
     log "stage 7: only one system (--aux ${aux}); nothing to compare"
   fi

@@ -9,9 +9,14 @@
 #   ./run.sh --stage 3 --aux adversarial             # train/decode/score one system on prepared data
 #   ./run.sh --untranscribed-set train_clean_360     # semi-supervised: 360 h without text (speaker loss only)
 #   ./run.sh --train-config conf/tuning/train_adv_l2_lam0.5.yaml --aux adversarial --stage 3
+#   ./run.sh --use-lm true                           # also decode with the official pruned 3-gram (openslr 11)
+#   ./run.sh --use-lm true --lm-arpa downloads/lm/4-gram.arpa.gz --stage 2  # ... or the 4-gram
 #
 # Options: those of ../../TEMPLATE/asr1/asr.sh, plus --librispeech-root DIR and --parts "p1 p2 ..."
-# (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh.
+# (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh. With
+# --use-lm true, stage 1 also downloads the official LM files (local/download_lm.sh: pruned 3-gram,
+# 4-gram, lexicon; md5-checked, resumable) and stage 4 decodes greedily and with the pruned 3-gram
+# (flashlight + KenLM; lexicon: the words of librispeech-lexicon.txt spelled in the model's tokens).
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
@@ -20,6 +25,7 @@ librispeech_root=""
 parts="train-clean-100 dev-clean dev-other test-clean test-other"
 untranscribed_set=""
 data_prep_opts=""
+use_lm=false
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,6 +35,8 @@ while [ $# -gt 0 ]; do
     --parts=*) parts="${1#*=}"; shift ;;
     --data-prep-opts) data_prep_opts="$2"; shift 2 ;;
     --data-prep-opts=*) data_prep_opts="${1#*=}"; shift ;;
+    --use-lm) use_lm="$2"; shift 2 ;;
+    --use-lm=*) use_lm="${1#*=}"; shift ;;
     --untranscribed-set) untranscribed_set="$2"; args+=("$1" "$2"); shift 2 ;;
     --untranscribed-set=*) untranscribed_set="${1#*=}"; args+=("$1"); shift ;;
     --help|-h) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; echo; echo "Options of asr.sh:"
@@ -43,6 +51,12 @@ case "${librispeech_root}" in ""|/*) ;; *) librispeech_root="${caller_dir}/${lib
 prep="--parts $(echo ${parts} | tr ' ' ',')"
 [ -n "${librispeech_root}" ] && prep="${prep} --librispeech-root $(printf %q "${librispeech_root}")"
 [ -n "${untranscribed_set}" ] && prep="${prep} --untranscribed-parts ${untranscribed_set}"
+lm_opts=(--use-lm "${use_lm}")
+if [ "${use_lm}" = true ]; then  # defaults; a later --lm-arpa/--lm-words of the command line wins
+  prep="${prep} --lm-files '3-gram.pruned.1e-7.arpa.gz 4-gram.arpa.gz librispeech-lexicon.txt'"
+  lm_opts+=(--lm-arpa downloads/lm/3-gram.pruned.1e-7.arpa.gz --lm-words downloads/lm/librispeech-lexicon.txt
+            --beam-size 50 --lm-weight 0.5 --word-score 1)
+fi
 [ -n "${data_prep_opts}" ] && prep="${prep} ${data_prep_opts}"
 
 ../../../tools/install.sh
@@ -53,5 +67,5 @@ exec ./asr.sh \
   --test-sets "dev_clean dev_other test_clean test_other" \
   --heldout-set train_heldout --probe-sets "train_heldout dev_clean" \
   --extra-sets "" --nj 8 \
-  --data-prep-opts "${prep}" \
+  --data-prep-opts "${prep}" "${lm_opts[@]}" \
   "${args[@]+"${args[@]}"}"

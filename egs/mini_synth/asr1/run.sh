@@ -27,10 +27,13 @@ done
 
 ../../../tools/install.sh
 
+# Decoding: greedy and, beside it, the flashlight beam search with a word 3-gram (modified Kneser-Ney)
+# of the training transcripts (stage 2: data/lm/char/), so RESULTS.md shows both.
 recipe=(./asr.sh
   --train-config conf/train.yaml
   --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout
   --extra-sets "untranscribed probe" --probe-sets "probe train_heldout"
+  --use-lm true --lm-order 3 --beam-size 20 --lm-weight 1 --word-score 0
   --data-prep-opts "${corpus_opts}")
 
 if [ -n "${grid}" ]; then

@@ -9,6 +9,7 @@
 # Stage 0 (skipped with --librispeech-root): download <part>.tar.gz from openslr.org/12 into
 # downloads/ (resumable: wget -c / curl -C -), verify its md5 against the official list, extract it to
 # downloads/LibriSpeech/<part>/ and mark it with .done; parts with a .done marker are skipped.
+# Also in stage 0, with --lm-files: the LM resources of openslr.org/11 (local/download_lm.sh).
 # Stage 1: python -m asr_gr.bin.prepare_librispeech. Part lists are comma or space separated, with
 # dashes or underscores (train-clean-100 = train_clean_100).
 set -euo pipefail
@@ -25,6 +26,8 @@ durations=true          # write utt2dur (reads every FLAC header; false is faste
 download_dir=downloads
 url_base=https://www.openslr.org/resources/12
 remove_archive=false    # delete <part>.tar.gz once extracted
+lm_files=""             # openslr 11 LM files to fetch into downloads/lm/ (local/download_lm.sh), e.g.
+                        # "3-gram.pruned.1e-7.arpa.gz 4-gram.arpa.gz librispeech-lexicon.txt"; run.sh --use-lm true sets it
 
 . utils/parse_options.sh
 
@@ -90,6 +93,9 @@ elif [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
   done
 fi
 [ -n "${librispeech_root}" ] || librispeech_root=${download_dir}
+if [ -n "${lm_files}" ] && [ ${stage} -le 0 ] && [ ${stop_stage} -ge 0 ]; then
+  local/download_lm.sh --lm-files "${lm_files}" --download-dir "${download_dir}"
+fi
 
 if [ ${stage} -le 1 ] && [ ${stop_stage} -ge 1 ]; then
   opts=""; [ "${durations}" = true ] || opts="--no-durations"
