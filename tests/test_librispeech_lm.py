@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import os
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def test_download_lm_resumes_and_checks_md5(tmp_path, server):
     tokens = recipe / "tokens.txt"
     tokens.write_text("<blank>\n<unk>\n<space>\n" + "".join(c + "\n" for c in sorted(set("HELOWRD"))))
     env = dict(os.environ)
-    p = subprocess.run(["python", "-m", "asr_gr.bin.make_lm", "--arpa", str(dl / "3-gram.pruned.1e-7.arpa.gz"),
+    p = subprocess.run([sys.executable, "-m", "asr_gr.bin.make_lm", "--arpa", str(dl / "3-gram.pruned.1e-7.arpa.gz"),
                         "--words", str(dl / "librispeech-lexicon.txt"), "--token-list", str(tokens),
                         "--out-dir", str(recipe / "data" / "lm" / "char")], cwd=recipe, capture_output=True,
                        text=True, env=env)
