@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from asr_gr.config import load_yaml
 from asr_gr.device import pick_device
-from asr_gr.models.asr_model import build_model
+from asr_gr.models.asr_model import build_model, complete_model_conf
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.utils import DataError
+
+log = logging.getLogger(__name__)
 
 # Speakers (one per line) whose classes only the untranscribed set of a semi-supervised system has.
 UNTRANSCRIBED_SPK_LIST = "spk_list_untranscribed.txt"
@@ -26,7 +29,10 @@ def load_trained(exp_dir, checkpoint: str = "best.pt", device: str | None = "cpu
     exp = Path(exp_dir)
     if not (exp / "config.yaml").exists():
         raise DataError(exp / "config.yaml", None, "not an exp dir of asr_gr.bin.train (no config.yaml)")
-    cfg = load_yaml(exp / "config.yaml")
+    cfg, filled = complete_model_conf(load_yaml(exp / "config.yaml"))
+    if filled:  # written before config.yaml held every constructor value
+        log.warning("note: %s lacks values the model was built with; using today's class defaults %s",
+                    exp / "config.yaml", ", ".join(f"{k}={cfg[k.split('.')[0]][k.split('.')[1]]}" for k in filled))
     tok = load_tokenizer(cfg["token_list"])
     spk_list = (exp / "spk_list.txt").read_text(encoding="utf-8").split()
     model = build_model(cfg, cfg["input_dim"], cfg["vocab_size"], cfg["num_speakers"])
