@@ -11,15 +11,17 @@
 #   ./run.sh --train-config conf/tuning/train_adv_l2_lam0.5.yaml --aux adversarial --stage 3
 #
 # Options: those of ../../TEMPLATE/asr1/asr.sh, plus --librispeech-root DIR and --parts "p1 p2 ..."
-# (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh.
+# (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh
+# (./run.sh --help lists all).
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
 
-librispeech_root=""
-parts="train-clean-100 dev-clean dev-other test-clean test-other"
-untranscribed_set=""
-data_prep_opts=""
+librispeech_root=""     # dir holding an existing LibriSpeech/<part>/; empty: download into downloads/
+parts="train-clean-100 dev-clean dev-other test-clean test-other"  # transcribed parts to prepare
+untranscribed_set=""    # semi-supervised: a part prepared without text (e.g. train_clean_360); also asr.sh's
+data_prep_opts=""       # more options for local/data_prep.sh (added to those run.sh makes)
+_help=false          # (names starting with _ are not options)
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,8 +33,7 @@ while [ $# -gt 0 ]; do
     --data-prep-opts=*) data_prep_opts="${1#*=}"; shift ;;
     --untranscribed-set) untranscribed_set="$2"; args+=("$1" "$2"); shift 2 ;;
     --untranscribed-set=*) untranscribed_set="${1#*=}"; args+=("$1"); shift ;;
-    --help|-h) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; echo; echo "Options of asr.sh:"
-               exec ./asr.sh --help ;;
+    --help|-h) _help=true; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -45,13 +46,21 @@ prep="--parts $(echo ${parts} | tr ' ' ',')"
 [ -n "${untranscribed_set}" ] && prep="${prep} --untranscribed-parts ${untranscribed_set}"
 [ -n "${data_prep_opts}" ] && prep="${prep} ${data_prep_opts}"
 
+recipe=(./asr.sh
+  --train-config conf/train.yaml
+  --train-set train_clean_100 --valid-set dev_clean
+  --test-sets "dev_clean dev_other test_clean test_other"
+  --heldout-set train_heldout --probe-sets "train_heldout dev_clean"
+  --extra-sets "" --nj 8
+  --data-prep-opts "${prep}")
+
+if ${_help}; then
+  . utils/print_options.sh
+  print_usage "$0"; echo; echo "Options of run.sh:"; print_options "$0"
+  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
+  exec "${recipe[@]}" "${args[@]+"${args[@]}"}" --help
+fi
+
 ../../../tools/install.sh
 
-exec ./asr.sh \
-  --train-config conf/train.yaml \
-  --train-set train_clean_100 --valid-set dev_clean \
-  --test-sets "dev_clean dev_other test_clean test_other" \
-  --heldout-set train_heldout --probe-sets "train_heldout dev_clean" \
-  --extra-sets "" --nj 8 \
-  --data-prep-opts "${prep}" \
-  "${args[@]+"${args[@]}"}"
+exec "${recipe[@]}" "${args[@]+"${args[@]}"}"

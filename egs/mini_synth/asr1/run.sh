@@ -7,16 +7,17 @@
 #   ./run.sh --corpus-opts "--tiny"                   # a few speakers, for a quick look
 #   ./run.sh --grid conf/grid.yaml                    # the ablation grid (exp/grid.md)
 #
-# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts (for asr_gr.bin.make_mini_synth)
-# and --grid.
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts and --grid (./run.sh --help lists all).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-corpus_opts=""
-grid=""
+corpus_opts=""          # options for asr_gr.bin.make_mini_synth (local/data_prep.sh), e.g. "--tiny"
+grid=""                 # a grid file (conf/grid.yaml): train, decode, score and probe every system it lists
+_help=false          # (names starting with _ are not options)
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --help|-h) _help=true; shift ;;
     --corpus-opts) corpus_opts="$2"; shift 2 ;;
     --corpus-opts=*) corpus_opts="${1#*=}"; shift ;;
     --grid) grid="$2"; shift 2 ;;
@@ -25,13 +26,20 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-../../../tools/install.sh
-
 recipe=(./asr.sh
   --train-config conf/train.yaml
   --train-set train --valid-set dev --test-sets "dev test" --heldout-set train_heldout
   --extra-sets "untranscribed probe" --probe-sets "probe train_heldout"
   --data-prep-opts "${corpus_opts}")
+
+if ${_help}; then
+  . utils/print_options.sh
+  print_usage "$0"; echo; echo "Options of run.sh:"; print_options "$0"
+  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
+  exec "${recipe[@]}" "${args[@]+"${args[@]}"}" --help
+fi
+
+../../../tools/install.sh
 
 if [ -n "${grid}" ]; then
   . ./path.sh
