@@ -222,8 +222,8 @@ class Trainer:
         """The config as config.yaml records it: every training value and every constructor value of
         the encoder and head, plus what the data fixed (input_dim, vocab_size, num_speakers, the token
         list and CMVN files)."""
-        return dict(self.config, input_dim=self.input_dim, vocab_size=len(self.tokenizer),
-                    num_speakers=len(self.spk2id), **self.data_paths, **(extra or {}))
+        return {**self.config, "input_dim": self.input_dim, "vocab_size": len(self.tokenizer),
+                "num_speakers": len(self.spk2id), **self.data_paths, **(extra or {})}
 
     def check_unchanged(self, extra: dict | None = None) -> None:
         """Raise ConfigError (one line, naming each differing key as old -> new) if the exp dir holds a
