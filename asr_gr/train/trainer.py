@@ -231,7 +231,8 @@ class Trainer:
         the two (or fail in load_state_dict). Keys in RESUMABLE_KEYS may differ. A config.yaml of an
         older version, which lacks class defaults or newer keys, is completed with today's defaults."""
         saved = self.exp / "config.yaml"
-        if self._config_checked or not saved.exists() or not any((self.exp / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt")):
+        has_checkpoint = any((self.exp / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt"))
+        if self._config_checked or not saved.exists() or not has_checkpoint:
             return
         old, filled = complete_model_conf(load_yaml(saved))
         missing = [k for k in TRAIN_DEFAULTS if k not in old]
@@ -241,8 +242,9 @@ class Trainer:
         diff = config_diff(old, self.resolved_config(extra), ignore=RESUMABLE_KEYS)
         if diff:
             raise ConfigError(f"{saved}: this exp dir was trained with another config ({format_diff(diff)}); "
-                              "rerun with the same config to resume, or give a new --tag, or --force-restart "
-                              "to move it aside and start afresh")
+                              "rerun with the same config to resume, or give a new --tag (--exp-dir), or "
+                              "--force-restart (run.sh: --train-opts --force-restart) to move it aside and "
+                              "start afresh")
         changed = config_diff(old, self.resolved_config(extra))
         if changed:
             log.info("resuming with changed %s", format_diff(changed))
