@@ -121,7 +121,7 @@ def test_force_restart_moves_the_old_exp_dir_aside(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     (old,) = (tmp_path / ".replaced").iterdir()
     assert old.name.startswith("exp.") and yaml.safe_load((old / "config.yaml").read_text())["lr"] == 0.003
-    assert (old / "checkpoint.pt").exists()
+    assert (old / "checkpoint.pt").exists() and not (old / ".lock").exists()
     assert _saved(tmp_path)["lr"] == 0.01
     assert "resumed from" not in (tmp_path / "exp" / "train.log").read_text()
 

@@ -20,6 +20,7 @@ from asr_gr.decode.ctc import greedy_decode
 from asr_gr.device import autocast, explain_oom
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
+from asr_gr.lock import LOCK_NAME
 from asr_gr.models.asr_model import build_model, complete_model_conf
 from asr_gr.tb import TrainBoard
 from asr_gr.text.tokenizer import load_tokenizer
@@ -113,17 +114,20 @@ def make_optimizer(model, config: dict, total_steps: int):
 
 
 def set_aside(exp_dir) -> Path | None:
-    """Move an exp dir to ``<parent>/.replaced/<name>.<UTC time>`` (out of the way of RESULTS.md's
-    ``exp/*/config.yaml`` and of the rerun, but kept); returns where it went, None if it did not exist."""
+    """Move what an exp dir holds to ``<parent>/.replaced/<name>.<UTC time>/`` (out of the way of
+    RESULTS.md's ``exp/*/config.yaml`` and of the rerun, but kept); the dir itself and its ``.lock``,
+    held by the caller, stay. Returns where it went, None if there was nothing to move."""
     exp = Path(exp_dir)
-    if not exp.exists():
+    entries = sorted(p for p in exp.iterdir() if p.name != LOCK_NAME) if exp.is_dir() else []
+    if not entries:
         return None
     base = exp.parent / ".replaced" / f"{exp.name}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
     dest, n = base, 1
     while dest.exists():
         dest, n = base.with_name(f"{base.name}~{n}"), n + 1
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(exp, dest)
+    dest.mkdir(parents=True)
+    for p in entries:
+        os.replace(p, dest / p.name)
     return dest
 
 
