@@ -4,6 +4,7 @@ are errors that name the key."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import yaml
@@ -107,3 +108,43 @@ def _deep_update(dst: dict, src: dict) -> None:
 
 def dump(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
+
+
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """``{'a': {'b': 1}}`` -> ``{'a.b': 1}`` (lists and scalars are leaves)."""
+    out = {}
+    for k, v in cfg.items():
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_diff(old: dict, new: dict, ignore=()) -> list[tuple[str, object, object]]:
+    """``(dotted key, old value, new value)`` for every leaf that differs (a missing side is
+    ``MISSING``), skipping keys in ``ignore`` and keys below them."""
+    a, b = flatten(old), flatten(new)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == i or key.startswith(i + ".") for i in ignore):
+            continue
+        va, vb = a.get(key, MISSING), b.get(key, MISSING)
+        if va != vb:
+            out.append((key, va, vb))
+    return out
+
+
+class _Missing:
+    def __repr__(self):
+        return "(absent)"
+
+
+MISSING = _Missing()
+
+
+def format_diff(diff) -> str:
+    """``lr: 0.003 -> 0.001, encoder_conf.dropout: 0.2 -> 0.1`` (values as JSON: strings quoted)."""
+    def show(v):
+        return repr(v) if v is MISSING else json.dumps(v, default=str)
+    return ", ".join(f"{k}: {show(a)} -> {show(b)}" for k, a, b in diff)

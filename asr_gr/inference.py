@@ -28,7 +28,7 @@ from asr_gr.data.dataset import BucketSampler, FeatureDataset, collate, normalis
 from asr_gr.device import pick_device
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.fbank import FbankConfig, read_fbank_config
-from asr_gr.models.asr_model import ASRModel, build_model
+from asr_gr.models.asr_model import ASRModel, build_model, complete_model_conf
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.utils import DataError
 
@@ -198,7 +198,10 @@ def load_trained(exp_dir, checkpoint: str = "best.pt", device: str | None = "cpu
     exp = Path(exp_dir)
     if not (exp / "config.yaml").exists():
         raise DataError(exp / "config.yaml", None, "not an exp dir of asr_gr.bin.train (no config.yaml)")
-    cfg = load_yaml(exp / "config.yaml")
+    cfg, filled = complete_model_conf(load_yaml(exp / "config.yaml"))
+    if filled:  # written before config.yaml held every constructor value
+        log.warning("note: %s lacks values the model was built with; using today's class defaults %s",
+                    exp / "config.yaml", ", ".join(f"{k}={cfg[k.split('.')[0]][k.split('.')[1]]}" for k in filled))
     tok = load_tokenizer(cfg["token_list"])
     spk_path = exp / "spk_list.txt"
     if not spk_path.exists():

@@ -6,16 +6,15 @@
 #
 # "--stop-stage 5" sets stop_stage=5; "--aux=mtl" works too. An option whose variable was not declared
 # is an error, so a typo never silently does nothing. "--help"/"-h" prints the script's header comment
-# and the declared options. Positional arguments after the options are left in "$@".
-
-__po_usage() {
-  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
-}
+# and every declared option with its default and comment (utils/print_options.sh). A positional
+# argument is an error too: these scripts take options only.
 
 while [ $# -gt 0 ]; do
   case "$1" in
     --help|-h)
-      __po_usage
+      . "$(dirname "${BASH_SOURCE[0]}")/print_options.sh"
+      print_usage "$0"
+      print_options "$0"
       exit 0 ;;
     --*=*)
       __po_name=$(echo "${1%%=*}" | sed 's/^--//; s/-/_/g')
@@ -30,7 +29,8 @@ while [ $# -gt 0 ]; do
       __po_value="$2"
       shift 2 ;;
     *)
-      break ;;
+      echo "$0: unexpected argument '$1': this script takes options only (--name value; see $0 --help)" >&2
+      exit 1 ;;
   esac
   if ! [[ "$__po_name" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
     echo "$0: invalid option name '--$__po_name'" >&2

@@ -5,8 +5,11 @@
         --token-list data/token_list/char/tokens.txt --cmvn dump/fbank/train/cmvn.ark \\
         [--set aux_conf.spk_lambda=0.3 ...]
 
-Config precedence: built-in defaults < --config YAML < --aux/--set. The resolved config is saved as
-EXP/config.yaml. A rerun of the same command resumes from EXP/checkpoint.pt.
+Config precedence: built-in defaults < --config YAML < --aux/--set. The resolved config (every value,
+class defaults of the encoder and head included) is saved as EXP/config.yaml. A rerun of the same
+command resumes from EXP/checkpoint.pt; a rerun whose resolved config differs is an error naming the
+keys, unless --force-restart moves the old exp dir aside (to EXP/../.replaced/) and starts afresh.
+TensorBoard event files go to EXP/tensorboard/train/.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from asr_gr.features.fbank import same_fbank_config
 from asr_gr.inference import frontend_record, keep_cmvn
 from asr_gr.lock import dir_lock
 from asr_gr.train.checks import check_inputs, check_model_config, validate_config
-from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
+from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer, set_aside
 from asr_gr.utils import setup_logging
 
 
@@ -46,6 +49,8 @@ def main(argv=None):
     ap.add_argument("--ngpu", type=int, help="GPUs per process: 0 = CPU (default from the config); for "
                     "several GPUs or CPU workers launch with torchrun --nproc_per_node N")
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--force-restart", action="store_true",
+                    help="move an existing EXP aside (EXP/../.replaced/<name>.<time>) and train from scratch")
     args = ap.parse_args(argv)
     overrides = list(args.set)
     if args.aux is not None:
@@ -63,7 +68,12 @@ def main(argv=None):
 
 
 def _train(args, config, exp, main_rank, argv):
+    # Other ranks wait for rank 0 in the process-group rendezvous (Trainer), i.e. after the move;
+    # the move keeps .lock, which this run holds.
+    moved = set_aside(exp) if args.force_restart and main_rank else None
     setup_logging(exp / "train.log" if main_rank else None, logging.INFO if main_rank else logging.WARNING)
+    if moved:
+        logging.getLogger(__name__).info("--force-restart: moved the old %s to %s", exp, moved)
     trainer = Trainer(config, exp, train_dir=args.train_dir, valid_dir=args.valid_dir,
                       heldout_dir=args.heldout_dir, untranscribed_dir=args.untranscribed_dir,
                       token_list=args.token_list, cmvn_path=args.cmvn,
@@ -74,7 +84,7 @@ def _train(args, config, exp, main_rank, argv):
                          **frontend_record(same_fbank_config(args.train_dir, args.valid_dir, args.heldout_dir,
                                                              args.untranscribed_dir))})
     write_record(exp, "asr_gr.bin.train", argv, args, config=config)
-    summary = trainer.run()
+    summary = trainer.run(resume=not args.force_restart)
     trainer.dist.close()
     if not main_rank:
         return

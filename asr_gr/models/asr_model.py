@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import inspect
 import logging
 
 import torch
@@ -63,6 +65,44 @@ class ASRModel(nn.Module):
         stats["loss"] = loss.item()
         stats["n_text"] = n_text
         return loss, stats
+
+
+# Constructor arguments that build_model supplies itself (from the data), not the config.
+_BUILT_IN_ARGS = {"input_dim", "layer_dims", "num_speakers"}
+
+
+def class_defaults(cls) -> dict:
+    """The keyword defaults of ``cls``'s constructor that a config may set (tuples as lists, as YAML
+    writes them)."""
+    out = {}
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or name in _BUILT_IN_ARGS or p.default is inspect.Parameter.empty \
+                or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+    return out
+
+
+def complete_model_conf(config: dict) -> tuple[dict, list[str]]:
+    """Return (a copy of ``config`` whose ``encoder_conf``/``aux_conf`` hold every constructor value of the
+    chosen encoder and aux head, the user's values over the class defaults; the keys that were filled
+    in, e.g. ``encoder_conf.dropout``). Saved in config.yaml, this is every value the model was built
+    with, so that a later change of a class default cannot silently rebuild a different model. Keys the
+    class does not take are left for ``build_model`` to reject."""
+    cfg = copy.deepcopy(config)
+    filled = []
+    parts = [("encoder_conf", ENCODERS.get(cfg.get("encoder", "conv_glu")))]
+    aux = cfg.get("aux", "none") or "none"
+    if aux != "none" and aux in AUX_HEADS.names():
+        parts.append(("aux_conf", AUX_HEADS.get(aux)))
+    for key, cls in parts:
+        conf = dict(cfg.get(key) or {})
+        for name, default in class_defaults(cls).items():
+            if name not in conf:
+                conf[name] = default
+                filled.append(f"{key}.{name}")
+        cfg[key] = {k: list(v) if isinstance(v, tuple) else v for k, v in conf.items()}
+    return cfg, filled
 
 
 def build_model(config: dict, input_dim: int, vocab_size: int, num_speakers: int) -> ASRModel:

@@ -1,4 +1,4 @@
-"""Training curves (loss_ctc, loss_spk, acc_spk, valid CER per epoch) as a PNG, from metrics.jsonl."""
+"""Training curves (loss_ctc, loss_spk, acc_spk, valid CER/WER per epoch) as a PNG, from metrics.jsonl."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ PANELS = (
     ("CTC loss", ("train_loss_ctc", "valid_loss_ctc")),
     ("speaker loss", ("train_loss_spk",)),
     ("speaker accuracy %", ("train_acc_spk", "heldout_acc_spk")),
-    ("valid CER %", ("valid_cer",)),
+    ("valid CER/WER %", ("valid_cer", "valid_wer")),
 )
 
 

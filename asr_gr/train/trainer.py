@@ -14,14 +14,16 @@ import torch
 from torchaudio.functional import edit_distance
 from tqdm import tqdm
 
-from asr_gr.config import dump
+from asr_gr.config import config_diff, dump, format_diff, load_yaml
 from asr_gr.data.dataset import BucketSampler, FeatureDataset, MixedBucketSampler, collate
 from asr_gr.device import autocast, explain_oom
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.inference import (UNTRANSCRIBED_SPK_LIST, classes_to_mask, greedy_decode, speaker_accuracy,
                               untranscribed_only_classes)
-from asr_gr.models.asr_model import build_model
+from asr_gr.lock import LOCK_NAME
+from asr_gr.models.asr_model import build_model, complete_model_conf
+from asr_gr.tb import TrainBoard
 from asr_gr.text.tokenizer import load_tokenizer
 from asr_gr.train.average import average_state_dicts, best_epochs
 from asr_gr.train.checks import filter_unalignable, unalignable, validate_config
@@ -69,6 +71,12 @@ TRAIN_DEFAULTS = {
 # counts as a bad step (see Trainer.train_epoch).
 MIN_FP16_SCALE = 1.0
 
+# Keys of config.yaml that a resumed run may change: how the run goes on, not what it computes (a
+# longer max_epochs continues training; with the cosine schedule the rest of the lr curve stretches).
+# Any other difference from the saved config.yaml stops a rerun (see Trainer.check_unchanged).
+RESUMABLE_KEYS = ("max_epochs", "num_threads", "ngpu", "log_every_steps", "save_every_steps",
+                  "nbest_average", "max_bad_steps", "num_workers", "pin_memory", "prefetch_factor")
+
 
 
 def cosine_with_warmup(warmup: int, total: int, final_ratio: float):
@@ -105,6 +113,24 @@ def make_optimizer(model, config: dict, total_steps: int):
     return optim, torch.optim.lr_scheduler.LambdaLR(optim, fn)
 
 
+def set_aside(exp_dir) -> Path | None:
+    """Move what an exp dir holds to ``<parent>/.replaced/<name>.<UTC time>/`` (out of the way of
+    RESULTS.md's ``exp/*/config.yaml`` and of the rerun, but kept); the dir itself and its ``.lock``,
+    held by the caller, stay. Returns where it went, None if there was nothing to move."""
+    exp = Path(exp_dir)
+    entries = sorted(p for p in exp.iterdir() if p.name != LOCK_NAME) if exp.is_dir() else []
+    if not entries:
+        return None
+    base = exp.parent / ".replaced" / f"{exp.name}.{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}"
+    dest, n = base, 1
+    while dest.exists():
+        dest, n = base.with_name(f"{base.name}~{n}"), n + 1
+    dest.mkdir(parents=True)
+    for p in entries:
+        os.replace(p, dest / p.name)
+    return dest
+
+
 def load_checkpoint(path) -> dict:
     return torch.load(path, map_location="cpu", weights_only=True)
 
@@ -113,7 +139,10 @@ class Trainer:
     def __init__(self, config: dict, exp_dir, *, train_dir, valid_dir, token_list, cmvn_path,
                  heldout_dir=None, untranscribed_dir=None, progress: bool = True):
         validate_config(config)
+        # Every value the model is built with, class defaults included (saved in config.yaml).
+        config, _ = complete_model_conf(config)
         self.config, self.exp = config, Path(exp_dir)
+        self.data_paths = {"token_list": str(Path(token_list).resolve()), "cmvn": str(Path(cmvn_path).resolve())}
         self.dist = DistInfo.from_env(config["ngpu"])
         self.device = self.dist.device
         self.progress = progress and self.dist.is_main
@@ -189,14 +218,49 @@ class Trainer:
                                            enabled=config["precision"] == "fp16")
         self.pin = config["pin_memory"] and self.device.type == "cuda"
         self.data_wait = 0.0  # seconds the current epoch's loop waited for the loader
+        self.board = TrainBoard(self.exp, enabled=False)  # TensorBoard, opened by run()
+        self._config_checked = False
 
     # ---- files -------------------------------------------------------------------------------
-    def write_setup(self, extra: dict) -> None:
-        """config.yaml (resolved) and spk_list.txt: everything decoding needs to rebuild the model."""
+    def resolved_config(self, extra: dict | None = None) -> dict:
+        """The config as config.yaml records it: every training value and every constructor value of
+        the encoder and head, plus what the data fixed (input_dim, vocab_size, num_speakers, the token
+        list and CMVN files)."""
+        return {**self.config, "input_dim": self.input_dim, "vocab_size": len(self.tokenizer),
+                "num_speakers": len(self.spk2id), **self.data_paths, **(extra or {})}
+
+    def check_unchanged(self, extra: dict | None = None) -> None:
+        """Raise ConfigError (one line, naming each differing key as old -> new) if the exp dir holds a
+        checkpoint trained with another resolved config: continuing it would silently train a mix of
+        the two (or fail in load_state_dict). Keys in RESUMABLE_KEYS may differ. A config.yaml of an
+        older version, which lacks class defaults or newer keys, is completed with today's defaults."""
+        saved = self.exp / "config.yaml"
+        has_checkpoint = any((self.exp / n).exists() for n in ("checkpoint.pt", "checkpoint.prev.pt"))
+        if self._config_checked or not saved.exists() or not has_checkpoint:
+            return
+        old, filled = complete_model_conf(load_yaml(saved))
+        missing = [k for k in TRAIN_DEFAULTS if k not in old]
+        old.update({k: TRAIN_DEFAULTS[k] for k in missing})
+        if filled or missing:
+            log.info("%s lacks %s: compared with today's defaults", saved, ", ".join(filled + missing))
+        diff = config_diff(old, self.resolved_config(extra), ignore=RESUMABLE_KEYS)
+        if diff:
+            raise ConfigError(f"{saved}: this exp dir was trained with another config ({format_diff(diff)}); "
+                              "rerun with the same config to resume, or give a new --tag (--exp-dir), or "
+                              "--force-restart (run.sh: --train-opts --force-restart) to move it aside and "
+                              "start afresh")
+        changed = config_diff(old, self.resolved_config(extra))
+        if changed:
+            log.info("resuming with changed %s", format_diff(changed))
+        self._config_checked = True
+
+    def write_setup(self, extra: dict | None = None) -> None:
+        """config.yaml (resolved) and spk_list.txt: everything decoding needs to rebuild the model.
+        Refuses (ConfigError) to overwrite the config of a checkpoint trained with another one."""
+        self.check_unchanged(extra)
         if not self.dist.is_main:
             return
-        resolved = dict(self.config, input_dim=self.input_dim, vocab_size=len(self.tokenizer),
-                        num_speakers=len(self.spk2id), **extra)
+        resolved = self.resolved_config(extra)
         atomic_write_text(self.exp / "config.yaml", dump(resolved))
         atomic_write_text(self.exp / "spk_list.txt", "".join(s + "\n" for s in self.spk2id))
         extra = self.exp / UNTRANSCRIBED_SPK_LIST
@@ -221,6 +285,7 @@ class Trainer:
                  "precision": self.config["precision"], "scaler": self.scaler.state_dict()}
         if not self.dist.is_main:
             return
+        self.board.flush()  # TensorBoard holds every step up to the checkpoint
         if epoch_end:
             with atomic_path(self.exp / f"epoch{self.epoch}.pt") as tmp:
                 torch.save(self.model.state_dict(), tmp)
@@ -232,6 +297,7 @@ class Trainer:
 
     def resume(self) -> bool:
         """Continue from checkpoint.pt (or checkpoint.prev.pt if the newest is unreadable)."""
+        self.check_unchanged()
         state = None
         for name in ("checkpoint.pt", "checkpoint.prev.pt"):
             ckpt = self.exp / name
@@ -338,6 +404,7 @@ class Trainer:
                     acc = sums.setdefault(k, [0.0, 0])
                     acc[0], acc[1] = acc[0] + v, acc[1] + 1
                 bar.set_postfix(loss=f"{stats['loss']:.2f}")
+                self.board.step(self.step, stats, self.sched.get_last_lr()[0])
                 if self.config["log_every_steps"] and self.step % self.config["log_every_steps"] == 0:
                     log.info("step %d: %s lr=%.3g", self.step, " ".join(
                         f"{k}={v:.4g}" for k, v in stats.items() if not k.startswith("n_")),
@@ -389,6 +456,8 @@ class Trainer:
         out["valid_loss_ctc"] = loss_sum / max(1, n)
         errors = sum(edit_distance(list(r), list(h)) for r, h in zip(refs, hyps))
         out["valid_cer"] = 100.0 * errors / max(1, sum(len(r) for r in refs))
+        word_errors = sum(edit_distance(r.split(), h.split()) for r, h in zip(refs, hyps))
+        out["valid_wer"] = 100.0 * word_errors / max(1, sum(len(r.split()) for r in refs))
         if self.heldout_set is not None:
             heldout = {self.spk2id[self.heldout_set.spk_label[u]] for u in self.heldout_set.utts}
             with explain_oom(self.config["batch_frames"], device=self.device), \
@@ -400,8 +469,17 @@ class Trainer:
                 out["heldout_acc_spk_all_classes"] = unmasked
         return out
 
-    def run(self) -> dict:
-        self.resume()
+    def run(self, resume: bool = True) -> dict:
+        """Train to max_epochs, continuing the exp dir's checkpoint unless ``resume`` is False."""
+        if resume:
+            self.resume()
+        self.board = TrainBoard(self.exp, self.step, enabled=self.dist.is_main)
+        try:
+            return self._run()
+        finally:
+            self.board.close()
+
+    def _run(self) -> dict:
         if self.epoch >= self.config["max_epochs"]:
             log.info("training already finished (%d epochs); nothing to do", self.epoch)
         while self.epoch < self.config["max_epochs"]:
@@ -430,6 +508,7 @@ class Trainer:
                 if self.dist.is_main:
                     with atomic_path(self.exp / "best.pt") as tmp:
                         torch.save(self.model.state_dict(), tmp)
+            self.board.epoch(self.step, stats)  # before the checkpoint: a rerun after a kill rewrites it
             self.save(epoch_end=True)
             if not self.dist.is_main:
                 continue

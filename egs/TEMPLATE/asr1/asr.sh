@@ -13,7 +13,8 @@
 #   6  probing        asr_gr.bin.probe                   -> exp/<tag>/probe_<set>/probe.{tsv,png}, exp/probe_compare_<set>.{png,md}
 #   7  comparison     asr_gr.bin.compare                 -> exp/compare.md, exp/compare_per_spk.png (paired bootstrap)
 #
-# Options (set before parse_options.sh; "--train-config conf/x.yaml" sets train_config):
+# Options ("--train-config conf/x.yaml" sets train_config; "./asr.sh --help" lists them with their
+# defaults, i.e. the values this call would use; each is declared below, before parse_options.sh):
 set -euo pipefail
 
 log() {
@@ -30,7 +31,7 @@ valid_set=dev           # validation set (best checkpoint)
 test_sets="dev test"    # sets decoded and scored in stages 4-5
 extra_sets=""           # other sets to extract features for (e.g. untranscribed)
 data_prep_opts=""       # options for local/data_prep.sh, as shell words (quote a value with spaces)
-train_config=conf/train.yaml
+train_config=conf/train.yaml  # training config (YAML); --train-opts "--set key=value" overrides its values
 train_opts=""           # extra options for asr_gr.bin.train, e.g. "--set aux_conf.spk_lambda=0.3"
 probe_sets=""           # stage 6: sets probed, each on its own (exp/<tag>/probe_<set>); each set's utterances
                         # are split into probe-train/test utterances of the same speakers. Best: a set of
@@ -54,7 +55,7 @@ score_opts=""           # extra options for asr_gr.bin.score, e.g. "--lowercase 
 compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "--num-samples 2000"
 nj=2                    # parallel jobs (torch threads in training and decoding)
 ngpu=""                 # training: 0 = CPU, 1 = GPU (default: the config's ngpu)
-num_mel_bins=80
+num_mel_bins=80         # fbank feature dimension (stage 2)
 fs=""                   # sample rate of the features (Hz): stage 2 resamples every recording to it (torchaudio);
                         # "" = 16000, and a recording at another rate is an error naming it
 token_type=char         # char, bpe or unigram (sentencepiece)

@@ -9,23 +9,23 @@
 #   ./run.sh --stage 3 --aux adversarial             # train/decode/score one system on prepared data
 #   ./run.sh --untranscribed-set train_clean_360     # semi-supervised: 360 h without text (speaker loss only)
 #   ./run.sh --train-config conf/tuning/train_adv_l2_lam0.5.yaml --aux adversarial --stage 3
-#   ./run.sh --use-lm true                           # also decode with the official pruned 3-gram (openslr 11)
-#   ./run.sh --use-lm true --lm-arpa downloads/lm/4-gram.arpa.gz --stage 2  # ... or the 4-gram
 #
 # Options: those of ../../TEMPLATE/asr1/asr.sh, plus --librispeech-root DIR and --parts "p1 p2 ..."
 # (transcribed parts to prepare, dashes or underscores), both passed to local/data_prep.sh. With
 # --use-lm true, stage 1 also downloads the official LM files (local/download_lm.sh: pruned 3-gram,
 # 4-gram, lexicon; md5-checked, resumable) and stage 4 decodes greedily and with the pruned 3-gram
 # (flashlight + KenLM; lexicon: the words of librispeech-lexicon.txt spelled in the model's tokens).
+# (./run.sh --help lists all.)
 set -euo pipefail
 caller_dir=$PWD
 cd "$(dirname "$0")"
 
-librispeech_root=""
-parts="train-clean-100 dev-clean dev-other test-clean test-other"
-untranscribed_set=""
-data_prep_opts=""
-use_lm=false
+librispeech_root=""     # dir holding an existing LibriSpeech/<part>/; empty: download into downloads/
+parts="train-clean-100 dev-clean dev-other test-clean test-other"  # transcribed parts to prepare
+untranscribed_set=""    # semi-supervised: a part prepared without text (e.g. train_clean_360); also asr.sh's
+data_prep_opts=""       # more options for local/data_prep.sh (added to those run.sh makes)
+use_lm=false            # true: download the official LM files and decode with the pruned 3-gram beside greedy
+_help=false          # (names starting with _ are not options)
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -39,8 +39,7 @@ while [ $# -gt 0 ]; do
     --use-lm=*) use_lm="${1#*=}"; shift ;;
     --untranscribed-set) untranscribed_set="$2"; args+=("$1" "$2"); shift 2 ;;
     --untranscribed-set=*) untranscribed_set="${1#*=}"; args+=("$1"); shift ;;
-    --help|-h) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; echo; echo "Options of asr.sh:"
-               exec ./asr.sh --help ;;
+    --help|-h) _help=true; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -59,13 +58,21 @@ if [ "${use_lm}" = true ]; then  # defaults; a later --lm-arpa/--lm-words of the
 fi
 [ -n "${data_prep_opts}" ] && prep="${prep} ${data_prep_opts}"
 
+recipe=(./asr.sh
+  --train-config conf/train.yaml
+  --train-set train_clean_100 --valid-set dev_clean
+  --test-sets "dev_clean dev_other test_clean test_other"
+  --heldout-set train_heldout --probe-sets "train_heldout dev_clean"
+  --extra-sets "" --nj 8
+  --data-prep-opts "${prep}" "${lm_opts[@]}")
+
+if ${_help}; then
+  . utils/print_options.sh
+  print_usage "$0"; echo; echo "Options of run.sh:"; print_options "$0"
+  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
+  exec "${recipe[@]}" "${args[@]+"${args[@]}"}" --help
+fi
+
 ../../../tools/install.sh
 
-exec ./asr.sh \
-  --train-config conf/train.yaml \
-  --train-set train_clean_100 --valid-set dev_clean \
-  --test-sets "dev_clean dev_other test_clean test_other" \
-  --heldout-set train_heldout --probe-sets "train_heldout dev_clean" \
-  --extra-sets "" --nj 8 \
-  --data-prep-opts "${prep}" "${lm_opts[@]}" \
-  "${args[@]+"${args[@]}"}"
+exec "${recipe[@]}" "${args[@]+"${args[@]}"}"

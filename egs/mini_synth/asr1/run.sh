@@ -7,16 +7,17 @@
 #   ./run.sh --corpus-opts "--tiny"                   # a few speakers, for a quick look
 #   ./run.sh --grid conf/grid.yaml                    # the ablation grid (exp/grid.md)
 #
-# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts (for asr_gr.bin.make_mini_synth)
-# and --grid.
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts and --grid (./run.sh --help lists all).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-corpus_opts=""
-grid=""
+corpus_opts=""          # options for asr_gr.bin.make_mini_synth (local/data_prep.sh), e.g. "--tiny"
+grid=""                 # a grid file (conf/grid.yaml): train, decode, score and probe every system it lists
+_help=false          # (names starting with _ are not options)
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
+    --help|-h) _help=true; shift ;;
     --corpus-opts) corpus_opts="$2"; shift 2 ;;
     --corpus-opts=*) corpus_opts="${1#*=}"; shift ;;
     --grid) grid="$2"; shift 2 ;;
@@ -24,8 +25,6 @@ while [ $# -gt 0 ]; do
     *) args+=("$1"); shift ;;
   esac
 done
-
-../../../tools/install.sh
 
 # Decoding: greedy and, beside it, the flashlight beam search with a word 3-gram (modified Kneser-Ney)
 # of the training transcripts (stage 2: data/lm/char/), so RESULTS.md shows both.
@@ -35,6 +34,15 @@ recipe=(./asr.sh
   --extra-sets "untranscribed probe" --probe-sets "probe train_heldout"
   --use-lm true --lm-order 3 --beam-size 20 --lm-weight 1 --word-score 0
   --data-prep-opts "${corpus_opts}")
+
+if ${_help}; then
+  . utils/print_options.sh
+  print_usage "$0"; echo; echo "Options of run.sh:"; print_options "$0"
+  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
+  exec "${recipe[@]}" "${args[@]+"${args[@]}"}" --help
+fi
+
+../../../tools/install.sh
 
 if [ -n "${grid}" ]; then
   . ./path.sh

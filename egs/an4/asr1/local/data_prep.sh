@@ -9,10 +9,10 @@
 set -euo pipefail
 
 an4_root=""             # an existing AN4 copy; empty: downloads/an4 (downloaded when missing)
-url=http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz
-download_dir=downloads
+url=http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz  # where AN4 is downloaded from
+download_dir=downloads  # where the tarball and the extracted copy go
 dev_fraction=0.1        # fraction of training speakers held out (whole) as dev
-seed=1
+seed=1                  # seed of the dev speaker draw
 
 . utils/parse_options.sh
 
