@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# Kaldi's run.pl interface, in Python (asr_gr.launch.local): run a command as N local jobs, one log each.
+#   utils/run.pl [--max-jobs-run N] JOB=1:N LOG.JOB.log COMMAND...   (JOB replaced by 1..N)
+# The first failure stops the other jobs and names each failed job's id and log.
+exec python -m asr_gr.bin.launch --backend local "$@"
