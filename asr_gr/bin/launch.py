@@ -6,7 +6,7 @@
     python -m asr_gr.bin.launch [OPTIONS] exp/log/train.log python -m asr_gr.bin.train ...   # one job
 
 JOB (any name: ``N=1:4``) is replaced in the command and in the log path by each job's id. Each job's
-stdout and stderr go to its log. Words of the command with blanks are quoted; others pass to the shell
+stdout and stderr go to its log (a single local job's, without a JOB range, to the terminal as well). Words of the command with blanks are quoted; others pass to the shell
 as they are (``|``, ``>`` work, as in Kaldi). The first failure ends the run: the other jobs are
 terminated (local) or cancelled (``scancel``), and one line per failed job names its id, its log and
 the log's last error line; exit status 1. SIGINT/SIGTERM stop every job too (exit 130/143).
@@ -63,7 +63,7 @@ def main(argv=None):
     config = opts.pop("config", None)
     try:
         if backend == "local":
-            run_local(array, max_jobs_run=max_jobs)
+            run_local(array, max_jobs_run=max_jobs, echo=not array.var)
         elif backend == "slurm":
             from asr_gr.launch.slurm import SlurmConfig, run_slurm
 

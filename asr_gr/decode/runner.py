@@ -127,6 +127,10 @@ def decode_part(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int, part: 
     stamp = hyp_file.with_suffix(".fingerprint")
     if hyp_file.exists() and stamp.exists() and stamp.read_text().strip() == fp:
         return sum(1 for _ in hyp_file.open(encoding="utf-8"))
+    if nj > 1:  # parallelism comes from the jobs, as with worker processes (_worker)
+        from dataclasses import replace
+
+        opts = replace(opts, num_threads=1)
     hyps, layers, secs = decode_utts(exp_dir, job_dirs[part - 1], None, opts, progress=False)
     if opts.dump_utts:
         write_layers(layer_dir, layers)

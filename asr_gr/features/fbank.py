@@ -228,13 +228,15 @@ def _audio_kwargs(resample: bool) -> dict:
 def _run_job(args) -> dict:
     """One job: features of ``utts`` (read from the whole data dir, so that errors name its lines) into
     split/feats.<j>.ark, then split/utt2num_frames.<j>, then split/feats.<j>.scp (renamed last: it
-    marks the job done). Returns {'frames': ...} or
-    {'error': (path, line, reason)} (DataError does not pickle across processes)."""
+    marks the job done). Returns {'frames': ...}; raises DataError."""
     j, data_dir, utts, split_dir, cfg_dict, resample = args
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the batched kernel is fastest on one thread; jobs give parallelism
     try:
-        return _job(j, data_dir, utts, Path(split_dir), FbankConfig(**cfg_dict), resample)
+        r = _job(j, data_dir, utts, Path(split_dir), FbankConfig(**cfg_dict), resample)
+        if "error" in r:  # raised, so that the pool stops the other workers at once (DataError pickles)
+            raise DataError(*r["error"])
+        return r
     finally:
         torch.set_num_threads(before)
 

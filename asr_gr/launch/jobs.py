@@ -27,11 +27,17 @@ def parse_job_range(word: str):
 
 def command_line(words: list[str]) -> str:
     """The shell command of a job, as Kaldi's run.pl builds it: words without blanks are kept as they
-    are (so ``|``, ``>`` and ``&&`` stay shell operators), words with blanks are quoted. A command of one
-    word is shell text as it is (``run.pl log 'a | b'``)."""
+    are (so ``|``, ``>`` and ``&&`` stay shell operators), words with blanks are double-quoted (so
+    ``"$(sed -n JOBp list)"`` still expands), or single-quoted when they contain a double quote. A
+    command of one word is shell text as it is (``run.pl log 'a | b'``)."""
     if len(words) == 1:
         return words[0]
-    return " ".join(w if w and re.fullmatch(r"\S+", w) else shlex.quote(w) for w in words)
+
+    def quote(w: str) -> str:
+        if w and re.fullmatch(r"\S+", w):
+            return w
+        return shlex.quote(w) if '"' in w else f'"{w}"'
+    return " ".join(quote(w) for w in words)
 
 
 def last_error_line(log: Path) -> str:

@@ -13,6 +13,8 @@ import contextlib
 import os
 import signal
 import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,16 +31,40 @@ class Interrupted(Exception):
         super().__init__(f"interrupted by {signal.Signals(signum).name}")
 
 
+class _Guard:
+    """Signals raise :class:`Interrupted`, except inside ``with guard.deferred():`` (e.g. between starting a
+    job and recording it, so no job escapes the clean-up), where they are raised at its end."""
+
+    def __init__(self):
+        self.depth = 0
+        self.pending = None
+
+    def handler(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+        else:
+            raise Interrupted(signum)
+
+    @contextlib.contextmanager
+    def deferred(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if not self.depth and self.pending is not None:
+            signum, self.pending = self.pending, None
+            raise Interrupted(signum)
+
+
 @contextlib.contextmanager
 def interrupts_raise():
-    """Inside the block SIGINT and SIGTERM raise :class:`Interrupted` (so ``finally`` clauses clean up)."""
-
-    def handler(signum, frame):
-        raise Interrupted(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    """Inside the block SIGINT and SIGTERM raise :class:`Interrupted` (so ``finally`` clauses clean up);
+    yields a guard whose ``deferred()`` holds them back over a critical section."""
+    guard = _Guard()
+    old = {s: signal.signal(s, guard.handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield
+        yield guard
     finally:
         for s, h in old.items():
             signal.signal(s, h)
@@ -67,37 +93,63 @@ def _stamp() -> str:
     return time.strftime("%a %b %d %H:%M:%S %Z %Y")
 
 
+def _tee(src, fh, echo) -> threading.Thread:
+    def copy():
+        while True:
+            chunk = os.read(src.fileno(), 65536)
+            if not chunk:
+                break
+            fh.buffer.write(chunk)
+            fh.flush()
+            with contextlib.suppress(OSError, ValueError):
+                echo.write(chunk)
+                echo.flush()
+    t = threading.Thread(target=copy, daemon=True)
+    t.start()
+    return t
+
+
 def run_local(array: JobArray, max_jobs_run: int | None = None, poll_s: float = 0.05,
-              env: dict | None = None) -> None:
+              env: dict | None = None, echo: bool = False) -> None:
     """Run every job of ``array``; return when all succeeded, else raise :class:`JobsFailed`
-    (or :class:`Interrupted`) after the other jobs were terminated."""
+    (or :class:`Interrupted`) after the other jobs were terminated. ``echo``: a job's output goes to
+    this process's stderr too (for a single job, e.g. training, whose progress one wants to see)."""
     max_jobs_run = max(1, max_jobs_run or os.cpu_count() or 1)
     pending = list(array.ids)
     running: dict[int, tuple[subprocess.Popen, object, float]] = {}
     failed: list[tuple[int, Path, int]] = []
-    with interrupts_raise():
+    teeing: dict[int, threading.Thread] = {}
+    with interrupts_raise() as guard:
         try:
             while pending or running:
                 while pending and len(running) < max_jobs_run and not failed:
-                    j = pending.pop(0)
-                    cmd, log = array.command(j), array.log_of(j)
-                    log.parent.mkdir(parents=True, exist_ok=True)
-                    fh = open(log, "w", encoding="utf-8")
-                    fh.write(f"# {cmd}\n# Started at {_stamp()}\n#\n")
-                    fh.flush()
-                    p = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL, stdout=fh,
-                                         stderr=subprocess.STDOUT, start_new_session=True, env=env)
-                    running[j] = (p, fh, time.monotonic())
+                    with guard.deferred():  # a started job is always in `running`, for the clean-up
+                        j = pending.pop(0)
+                        cmd, log = array.command(j), array.log_of(j)
+                        log.parent.mkdir(parents=True, exist_ok=True)
+                        fh = open(log, "w", encoding="utf-8")
+                        fh.write(f"# {cmd}\n# Started at {_stamp()}\n#\n")
+                        fh.flush()
+                        p = subprocess.Popen(["bash", "-c", cmd], stdin=subprocess.DEVNULL,
+                                             stdout=subprocess.PIPE if echo else fh, stderr=subprocess.STDOUT,
+                                             start_new_session=True, env=env)
+                        if echo:
+                            teeing[j] = _tee(p.stdout, fh, sys.stderr.buffer)
+                        running[j] = (p, fh, time.monotonic())
                 for j, (p, fh, t0) in list(running.items()):
                     code = p.poll()
                     if code is None:
                         continue
+                    if j in teeing:
+                        teeing.pop(j).join(timeout=5)
                     fh.write(f"# Accounting: time={time.monotonic() - t0:.0f} threads=1\n"
                              f"# Ended (code {code}) at {_stamp()}, elapsed time {time.monotonic() - t0:.0f} seconds\n")
                     fh.close()
                     del running[j]
                     if code != 0:
                         failed.append((j, array.log_of(j), code))
+                        with contextlib.suppress(ProcessLookupError, PermissionError):
+                            os.killpg(p.pid, signal.SIGKILL)  # what the failed job left running
                 if failed:
                     break
                 time.sleep(poll_s)

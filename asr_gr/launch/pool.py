@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Callable, Sequence
@@ -24,9 +26,11 @@ class WorkerDied(RuntimeError):
     """A worker process ended without an answer (killed by a signal, out of memory, os._exit)."""
 
 
-def _kill_workers(ex: ProcessPoolExecutor) -> None:
-    procs = list((getattr(ex, "_processes", None) or {}).values())
+def _kill_workers(procs) -> None:
+    """SIGKILL to each worker's process group: the worker and what it started (e.g. a wav.scp pipe)."""
     for p in procs:
+        with contextlib.suppress(Exception):
+            os.killpg(p.pid, signal.SIGKILL)
         with contextlib.suppress(Exception):
             p.kill()
     for p in procs:
@@ -44,8 +48,10 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
     if start_method not in multiprocessing.get_all_start_methods():
         start_method = "spawn"
     ctx = multiprocessing.get_context(start_method)
-    ex = ProcessPoolExecutor(max_workers=min(nj, len(items)), mp_context=ctx)
+    # each worker leads its own process group, so that stopping it stops its children too
+    ex = ProcessPoolExecutor(max_workers=min(nj, len(items)), mp_context=ctx, initializer=os.setpgrp)
     futures = [ex.submit(fn, x) for x in items]
+    procs = list((getattr(ex, "_processes", None) or {}).values())  # kept: a broken pool forgets them
     ok = False
     bar = tqdm(total=len(items), desc=desc, unit=what, disable=desc is None)
     try:
@@ -56,8 +62,11 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
             for f in done:
                 e = f.exception()
                 if isinstance(e, BrokenProcessPool):
-                    codes = [p.exitcode for p in (getattr(ex, "_processes", None) or {}).values()
-                             if p.exitcode not in (None, 0)]
+                    for p in procs:
+                        p.join(timeout=1)
+                    codes = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+                    # the pool terminates the survivors (SIGTERM): the cause is the other code
+                    codes.sort(key=lambda c: c == -15)
                     how = describe_exit(codes[0]) if codes else "ended without an answer"
                     raise WorkerDied(f"a worker process died ({how}) with {len(pending) + len(done)} of "
                                      f"{len(items)} {what}s unfinished; the other workers were stopped") from None
@@ -70,7 +79,7 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
         if not ok:
             for f in futures:
                 f.cancel()
-            _kill_workers(ex)
+            _kill_workers(procs or list((getattr(ex, "_processes", None) or {}).values()))
         ex.shutdown(wait=True, cancel_futures=True)
 
 
