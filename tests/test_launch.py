@@ -233,7 +233,9 @@ def test_decode_through_run_pl_equals_workers_and_rerun_reuses_parts(trained, tm
     root, paths = trained
     base = [sys.executable, "-m", "asr_gr.bin.decode", "--exp-dir", str(root / "exp"), "--data-dir",
             str(paths["train_dir"]), "--nj", "2"]
-    subprocess.run(base + ["--out-dir", str(tmp_path / "a")], check=True, capture_output=True, env=ENV)
+    a = subprocess.run(base + ["--out-dir", str(tmp_path / "a")], check=True, capture_output=True, text=True,
+                       env=ENV)
+    assert "leaked semaphore" not in a.stderr and "Traceback" not in a.stderr
     subprocess.run(base + ["--out-dir", str(tmp_path / "b"), "--cmd", RUN_PL], check=True, capture_output=True,
                    env=ENV)
     assert (tmp_path / "a" / "hyp.txt").read_bytes() == (tmp_path / "b" / "hyp.txt").read_bytes()
