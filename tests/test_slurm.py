@@ -116,7 +116,8 @@ def _recipe(top, env, *args):
     d = copy_recipe("mini_synth", top)
     (d / "conf" / "tiny.yaml").write_text(TINY_RECIPE_CONF)
     p = subprocess.run(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "2",
-                        "--aux", "none mtl", "--probe-sets", "dev test", "--stop-stage", "7", *args],
+                        "--aux", "none mtl", "--probe-sets", "dev test", "--stop-stage", "7",
+                        "--train-opts", "--set num_threads=1", *args],  # 1 thread: bit-identical training
                        cwd=d, env=env, capture_output=True, text=True, timeout=1500)
     assert p.returncode == 0, p.stderr[-4000:]
     return d
