@@ -24,6 +24,9 @@ class DataError(ValueError):
         where = f"{path}:{line}" if line is not None else f"{path}"
         super().__init__(f"{where}: {reason}")
 
+    def __reduce__(self):  # survives the trip between processes (a pool or a job backend's worker)
+        return (type(self), (self.path, self.line, self.reason))
+
 
 class ConfigError(ValueError):
     """A problem with a configuration value: the message names the key and reason."""

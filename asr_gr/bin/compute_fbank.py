@@ -6,6 +6,9 @@ utt2num_frames + the data dir's tables), and optionally global CMVN stats.
 
 ``--nj N`` splits the data dir as ``utils/split_data.sh --per-utt DIR N`` does (into DIR/splitNutt/)
 and runs N worker processes, one per part; a rerun after a kill redoes only the unfinished jobs.
+``--cmd "utils/slurm.pl --mem 2G"`` (a cmd.sh variable) runs the N parts as jobs of that backend
+instead (``--part J`` each, logs in OUT/log/fbank.J.log), then merges them; the first failing part
+ends the run, naming its job id and log.
 Audio at another sample rate than ``--sample-rate`` is an error unless ``--resample true``.
 """
 
@@ -20,7 +23,8 @@ from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
 from asr_gr.data.kaldi_dir import validate_data_dir
 from asr_gr.features.cmvn import write_global_cmvn
-from asr_gr.features.fbank import FbankConfig, compute_fbank_dir
+from asr_gr.features.fbank import FbankConfig, compute_fbank_dir, compute_fbank_part
+from asr_gr.launch.jobs import run_parts_through, strip_option
 from asr_gr.lock import dir_lock
 from asr_gr.utils import ConfigError, atomic_path, setup_logging
 
@@ -55,6 +59,12 @@ def main(argv=None):
     ap.add_argument("--sample-rate", type=int, default=16000)
     ap.add_argument("--nj", type=int, default=1,
                     help="parallel worker processes (one thread each), one per utils/split_data.sh --per-utt part")
+    ap.add_argument("--cmd", default=None,
+                    help='job backend for the --nj parts, e.g. "utils/run.pl" or "utils/slurm.pl --config '
+                         'conf/slurm.conf" (default: worker processes here)')
+    ap.add_argument("--part", type=int, default=None,
+                    help="only part J of --nj (what each backend job runs; the whole command prepares, "
+                         "launches and merges)")
     ap.add_argument("--resample", type=str2bool, default=False,
                     help="true: resample audio at another rate to --sample-rate (default: it is an error)")
     ap.add_argument("--speed-perturb", default="",
@@ -72,11 +82,19 @@ def main(argv=None):
             print(f"ERROR: {e}", file=sys.stderr)
         sys.exit(1)
     out = Path(args.out_dir)
+    config = FbankConfig(num_mel_bins=args.num_mel_bins, sample_frequency=args.sample_rate)
+    if args.part is not None:  # one job of a backend: the driver (which holds the dir's lock) made
+        # data_sp, the split and the fingerprint, and merges the parts
+        part_dir = out / "data_sp" if args.speed_perturb.strip() else Path(args.data_dir)
+        n = compute_fbank_part(part_dir, out, config, nj=args.nj, part=args.part, resample=args.resample)
+        print(f"wrote features of {n} utterances (part {args.part} of {args.nj}) to {out}/split")
+        return
+    raw = list(sys.argv[1:] if argv is None else argv)
     with dir_lock(out, "dump dir"):
-        _extract(args, out, argv)
+        _extract(args, out, config, raw, argv)
 
 
-def _extract(args, out, argv):
+def _extract(args, out, config, raw, argv):
     data_dir = Path(args.data_dir)
     if args.speed_perturb.strip():
         from asr_gr.features.perturb import speed_perturb_data_dir
@@ -84,8 +102,12 @@ def _extract(args, out, argv):
         factors = parse_factors(args.speed_perturb)
         data_dir = speed_perturb_data_dir(data_dir, out / "data_sp", factors,
                                           sample_rate=args.sample_rate, resample=args.resample)
-    config = FbankConfig(num_mel_bins=args.num_mel_bins, sample_frequency=args.sample_rate)
-    n = compute_fbank_dir(data_dir, out, config, nj=args.nj, resample=args.resample)
+    run_jobs = None
+    if args.cmd:
+        def run_jobs(nj):
+            run_parts_through(args.cmd, nj, out / "log" / "fbank.JOB.log", "asr_gr.bin.compute_fbank",
+                              strip_option(raw, "--cmd"))
+    n = compute_fbank_dir(data_dir, out, config, nj=args.nj, resample=args.resample, run_jobs=run_jobs)
     for name in COPIED:
         src = data_dir / name
         if src.exists():

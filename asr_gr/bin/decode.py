@@ -27,14 +27,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
 import torch
 
 from asr_gr.bin.common import main_guard
-from asr_gr.decode.runner import DecodeOptions, decode_dir
+from asr_gr.decode.runner import DecodeOptions, decode_dir, decode_part
 from asr_gr.device import PRECISIONS, autocast, explain_oom
 from asr_gr.inference import load_trained
+from asr_gr.launch.jobs import run_parts_through, strip_option
 from asr_gr.lock import dir_lock
 from asr_gr.record import write_record
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
@@ -67,6 +69,11 @@ def main(argv=None):
                     help="added per hypothesised word (--word-bonus: the old name)")
     ap.add_argument("--nj", type=int, default=1,
                     help="parallel worker processes, one per utils/split_data.sh --per-utt part")
+    ap.add_argument("--cmd", default=None,
+                    help='job backend for the --nj parts, e.g. "utils/run.pl" or "utils/slurm.pl --config '
+                         'conf/slurm.conf" (default: worker processes here); logs in OUT/log/decode.J.log')
+    ap.add_argument("--part", type=int, default=None,
+                    help="only part J of --nj, into OUT/split<nj>/hyp.J.txt (what each backend job runs)")
     ap.add_argument("--dump-layers", default=None, metavar="UTT_LIST_FILE",
                     help="also write every encoder layer's output of these utterances to OUT/layers/")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
@@ -84,14 +91,26 @@ def main(argv=None):
                          batch_frames=args.batch_frames,
                          num_threads=args.num_threads, device=args.device, precision=args.precision,
                          dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
+    if args.part is not None:  # one job of a backend; the driver holds the decode dir's lock and merges
+        n = decode_part(args.exp_dir, args.data_dir, args.out_dir, opts, args.nj, args.part)
+        print(f"decoded {n} utterances (part {args.part} of {args.nj})")
+        return
+    run_jobs = None
+    if args.cmd:
+        raw = list(sys.argv[1:] if argv is None else argv)
+
+        def run_jobs(nj):
+            run_parts_through(args.cmd, nj, Path(args.out_dir) / "log" / "decode.JOB.log", "asr_gr.bin.decode",
+                              strip_option(strip_option(raw, "--cmd"), "--nj") + ["--nj", str(nj)])
     out = Path(args.out_dir)
     with dir_lock(out, "decode dir"):
-        _decode(args, opts, out, argv)
+        _decode(args, opts, out, argv, run_jobs)
 
 
-def _decode(args, opts, out, argv):
+def _decode(args, opts, out, argv, run_jobs=None):
     system = load_trained(args.exp_dir, args.checkpoint, device=args.device)
-    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj, system=system)
+    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj, system=system,
+                     run_jobs=run_jobs)
     msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
     device = next(system.model.parameters()).device
     with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \

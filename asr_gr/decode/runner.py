@@ -6,7 +6,6 @@ of the encoder's per-layer outputs (layer 0 = input features) for chosen utteran
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from asr_gr.utils import DataError, atomic_write_text
+from asr_gr.launch.pool import run_parts
+from asr_gr.utils import DataError, atomic_path, atomic_write_text
 
 
 @dataclass
@@ -114,12 +114,84 @@ def _worker(args):
     return decode_utts(exp_dir, job_dir, None, opts, progress=False)
 
 
-def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, system=None) -> dict:
+def _part_fingerprint(exp_dir, data_dir, opts: DecodeOptions, nj: int) -> str:
+    """What a part's hypotheses depend on: the features, the checkpoint file, the options, the split."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    h = hashlib.sha256((Path(data_dir) / "feats.scp").read_bytes())
+    ck = Path(exp_dir) / opts.checkpoint
+    st = ck.stat() if ck.exists() else None
+    h.update(json.dumps([str(ck.resolve()), st and st.st_size, st and st.st_mtime_ns, asdict(opts), nj],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _part_files(out_dir, nj: int, j: int) -> tuple[Path, Path]:
+    d = Path(out_dir) / f"split{nj}"
+    return d / f"hyp.{j}.txt", d / f"layers.{j}"
+
+
+def decode_part(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int, part: int) -> int:
+    """Part ``part`` of ``nj`` (``utils/split_data.sh --per-utt`` parts) into ``out_dir``/split<nj>/
+    hyp.<part>.txt (+ layers.<part>/): what one job of a backend runs for :func:`decode_dir`. A part
+    whose hypotheses were made from the same features, checkpoint and options is not redone.
+    Returns the number of utterances."""
+    from asr_gr.data.ops import split_data
+
+    job_dirs = split_data(data_dir, nj, by="utterance")  # made by the driver; current, so not rewritten
+    if not 1 <= part <= len(job_dirs):
+        raise DataError("--part", None, f"part {part} is not one of 1..{len(job_dirs)}")
+    hyp_file, layer_dir = _part_files(out_dir, nj, part)
+    fp = _part_fingerprint(exp_dir, data_dir, opts, nj)
+    stamp = hyp_file.with_suffix(".fingerprint")
+    if hyp_file.exists() and stamp.exists() and stamp.read_text().strip() == fp:
+        return sum(1 for _ in hyp_file.open(encoding="utf-8"))
+    if nj > 1:  # parallelism comes from the jobs, as with worker processes (_worker)
+        from dataclasses import replace
+
+        opts = replace(opts, num_threads=1)
+    hyps, layers, secs = decode_utts(exp_dir, job_dirs[part - 1], None, opts, progress=False)
+    if opts.dump_utts:
+        write_layers(layer_dir, layers)
+    atomic_write_text(stamp, fp + "\n")  # written before the hyps: the hyps mark the part done
+    atomic_write_text(hyp_file.with_suffix(".seconds"), f"{secs:.3f}\n")
+    atomic_write_text(hyp_file, "".join(f"{u} {hyps[u]}\n" for u in sorted(hyps)))
+    return len(hyps)
+
+
+def _read_parts(out_dir, nj: int, opts: DecodeOptions, fp: str):
+    """The hypotheses (and dumped layers) of parts 1..nj; DataError naming a part that is missing."""
+    import kaldiio
+
+    hyps, layers = {}, {}
+    for j in range(1, nj + 1):
+        hyp_file, layer_dir = _part_files(out_dir, nj, j)
+        stamp = hyp_file.with_suffix(".fingerprint")
+        if not hyp_file.exists() or not stamp.exists() or stamp.read_text().strip() != fp:
+            raise DataError(hyp_file, None, f"part {j} of {nj} is missing or stale after its job ended")
+        for line in hyp_file.read_text(encoding="utf-8").splitlines():
+            utt, _, text = line.partition(" ")
+            hyps[utt] = text
+        if opts.dump_utts and (layer_dir / "layer0.scp").exists():
+            k = 0
+            while (layer_dir / f"layer{k}.scp").exists():
+                for utt, arr in kaldiio.load_scp_sequential(str(layer_dir / f"layer{k}.scp")):
+                    layers.setdefault(utt, []).append(arr)
+                k += 1
+    return hyps, layers
+
+
+def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, system=None,
+               run_jobs=None) -> dict:
     """Decode every utterance of ``data_dir`` into ``out_dir``/hyp.txt (+ rtf.txt, layers/).
 
     ``system``: the loaded exp dir (asr_gr.inference.load_trained), used when ``nj`` is 1.
     ``nj`` > 1 splits ``data_dir`` as ``utils/split_data.sh --per-utt`` does (``split<nj>utt/<j>/``, each
     part a complete data dir) and decodes each part in its own process with one torch thread.
+    ``run_jobs(nj)``, when given, runs the parts instead (a job backend running :func:`decode_part`
+    for parts 1..nj, raising when one fails); their hypotheses are then merged.
     """
     from asr_gr.data.kaldi_dir import read_table
     from asr_gr.data.ops import split_data
@@ -139,17 +211,21 @@ def decode_dir(exp_dir, data_dir, out_dir, opts: DecodeOptions, nj: int = 1, *, 
         raise DataError(scp, None, f"utterance '{missing[0]}' of the --dump-layers list is not in the set")
     nj = max(1, min(nj, len(all_utts)))
     t0 = time.time()
-    if nj == 1:
+    if run_jobs is not None:
+        split_data(data_dir, nj, by="utterance")  # once, here, before the jobs read it
+        run_jobs(nj)
+        hyps, layers = _read_parts(out_dir, nj, opts, _part_fingerprint(exp_dir, data_dir, opts, nj))
+    elif nj == 1:
         hyps, layers, _ = decode_utts(exp_dir, data_dir, None, opts, system=system)
     else:
         job_dirs = split_data(data_dir, nj, by="utterance")
-        ctx = mp.get_context("spawn")
         hyps, layers = {}, {}
-        with ctx.Pool(nj) as pool:
-            for h, lay, _ in tqdm(pool.imap(_worker, [(str(exp_dir), str(j), opts) for j in job_dirs]),
-                                  total=nj, desc=f"decode {Path(data_dir).name} (nj={nj})"):
-                hyps.update(h)
-                layers.update(lay)
+        # spawn: a fork after torch started its threads can deadlock. The first failing or dying
+        # worker ends the run (asr_gr.launch.pool).
+        for h, lay, _ in run_parts(_worker, [(str(exp_dir), str(j), opts) for j in job_dirs], nj, "spawn",
+                                   desc=f"decode {Path(data_dir).name} (nj={nj})"):
+            hyps.update(h)
+            layers.update(lay)
     elapsed = time.time() - t0
     out = Path(out_dir)
     atomic_write_text(out / "hyp.txt", "".join(f"{u} {hyps[u]}\n" for u in sorted(hyps)))

@@ -22,7 +22,6 @@ import inspect
 import json
 import logging
 import math
-import multiprocessing
 import time
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -263,13 +262,15 @@ def _audio_kwargs(resample: bool) -> dict:
 def _run_job(args) -> dict:
     """One job: features of ``utts`` (read from the whole data dir, so that errors name its lines) into
     split/feats.<j>.ark, then split/utt2num_frames.<j>, then split/feats.<j>.scp (renamed last: it
-    marks the job done). Returns {'frames': ...} or
-    {'error': (path, line, reason)} (DataError does not pickle across processes)."""
+    marks the job done). Returns {'frames': ...}; raises DataError."""
     j, data_dir, utts, split_dir, cfg_dict, resample = args
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # the batched kernel is fastest on one thread; jobs give parallelism
     try:
-        return _job(j, data_dir, utts, Path(split_dir), FbankConfig(**cfg_dict), resample)
+        r = _job(j, data_dir, utts, Path(split_dir), FbankConfig(**cfg_dict), resample)
+        if "error" in r:  # raised, so that the pool stops the other workers at once (DataError pickles)
+            raise DataError(*r["error"])
+        return r
     finally:
         torch.set_num_threads(before)
 
@@ -343,13 +344,15 @@ def _fingerprint(data_dir: Path, cfg: FbankConfig, nj: int, resample: bool) -> s
 
 
 def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, nj: int = 1,
-                      resample: bool = False) -> int:
+                      resample: bool = False, run_jobs=None) -> int:
     """Extract features for every utterance of ``data_dir`` into ``out_dir``.
 
     Writes ``split/feats.<j>.{ark,scp}`` (one per job), then ``feats.scp`` (absolute ark paths) and
     ``utt2num_frames``. ``nj`` > 1 splits ``data_dir`` with ``utils/split_data.sh --per-utt`` and runs
     that many worker processes, one torch thread each. A rerun redoes only the jobs whose scp is
-    missing; while any job runs there is no ``feats.scp``.
+    missing; while any job runs there is no ``feats.scp``. ``run_jobs(nj)``, when given, runs the jobs
+    instead of worker processes here (a job backend running :func:`compute_fbank_part` for parts 1..nj,
+    which raises when one fails).
     Audio at another rate than ``config.sample_frequency`` is an error unless ``resample``.
     Returns the number of utterances.
     """
@@ -383,15 +386,23 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
         t0 = time.perf_counter()
         cfg_dict = asdict(config)
         jobs = [(j, str(data_dir), parts[j - 1], str(split_dir), cfg_dict, resample) for j in todo]
-        if len(jobs) == 1:
+        if run_jobs is not None:
+            run_jobs(len(parts))
+            left = [j for j in todo if not _job_is_done(split_dir, j, parts[j - 1])]
+            if left:
+                raise DataError(split_dir / f"feats.{left[0]}.scp", None,
+                                f"jobs {left} of {len(parts)} reported success but wrote no features")
+            results = [{"frames": {u: int(n) for u, n in read_table(split_dir / f"utt2num_frames.{j}").items()}}
+                       for j in todo]
+        elif len(jobs) == 1:
             results = [_run_job(jobs[0])]
         else:
             # fork, as torch's DataLoader workers: each worker sets one torch thread before any
-            # torch op (spawn would re-import torch in every worker: seconds of start-up).
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            ctx = multiprocessing.get_context(method)
-            with ctx.Pool(len(jobs)) as pool:
-                results = pool.map(_run_job, jobs, chunksize=1)
+            # torch op (spawn would re-import torch in every worker: seconds of start-up). The first
+            # failing or dying worker ends the run (asr_gr.launch.pool).
+            from asr_gr.launch.pool import run_parts
+
+            results = run_parts(_run_job, jobs, len(jobs), "fork", what="job")
         for r in results:
             if "error" in r:
                 raise DataError(*r["error"])
@@ -412,3 +423,30 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
     # in the data dir's (C-sorted) order; written last: its presence means every ark is complete
     write_scp(out_dir / "feats.scp", [(u, entries[u]) for u in utts])
     return len(utts)
+
+
+def compute_fbank_part(data_dir, out_dir, config: FbankConfig | None = None, *, nj: int, part: int,
+                       resample: bool = False) -> int:
+    """Job ``part`` of ``nj`` of :func:`compute_fbank_dir` alone (what a job backend runs): writes
+    ``split/feats.<part>.{ark,scp}`` unless they are done. The split and the fingerprint must have been
+    made by :func:`compute_fbank_dir` (which launches the jobs). Returns the number of utterances."""
+    config = config or FbankConfig()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    utts = list(read_table(_utt_file(data_dir)))
+    parts = _job_utts(data_dir, utts, nj)
+    if not 1 <= part <= len(parts):
+        raise DataError("--part", None, f"part {part} is not one of 1..{len(parts)}")
+    split_dir = out_dir / "split"
+    stamp = split_dir / "fingerprint"
+    if not stamp.exists() or stamp.read_text().strip() != _fingerprint(data_dir, config, len(parts), resample):
+        raise DataError(stamp, None, "missing or made for other inputs; run compute_fbank without --part, "
+                                     "which prepares the jobs and launches them")
+    utts_j = parts[part - 1]
+    if _job_is_done(split_dir, part, utts_j):
+        log.info("fbank job %d of %d was done already", part, len(parts))
+        return len(utts_j)
+    r = _run_job((part, str(data_dir), utts_j, str(split_dir), asdict(config), resample))
+    if "error" in r:
+        raise DataError(*r["error"])
+    log.info("fbank job %d of %d: %d utterances", part, len(parts), len(utts_j))
+    return len(utts_j)

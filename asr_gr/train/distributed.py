@@ -71,4 +71,5 @@ class DistInfo:
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
+            dist.barrier()  # no rank tears its connections down while another still uses them
             dist.destroy_process_group()

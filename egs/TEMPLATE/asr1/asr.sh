@@ -54,7 +54,9 @@ decode_opts=""          # extra options for asr_gr.bin.decode, e.g. "--batch-fra
 score_opts=""           # extra options for asr_gr.bin.score, e.g. "--lowercase --remove-punct"
 compare_opts=""         # extra options for asr_gr.bin.compare (stage 7), e.g. "--num-samples 2000"
 nj=2                    # parallel jobs (torch threads in training and decoding)
-ngpu=""                 # training: 0 = CPU, 1 = GPU (default: the config's ngpu)
+cmd_backend=local       # job backend of cmd.sh for stages 2, 3, 4, 6: local (processes here) or slurm (sbatch)
+ngpu=""                 # training: 0 = CPU, 1 = GPU, N > 1 = N processes per node (torchrun; default: the config's ngpu)
+num_nodes=1             # training: nodes of one DDP run (> 1: torchrun under srun; needs --cmd-backend slurm)
 num_mel_bins=80         # fbank feature dimension (stage 2)
 fs=""                   # sample rate of the features (Hz): stage 2 resamples every recording to it (torchaudio);
                         # "" = 16000, and a recording at another rate is an error naming it
@@ -66,6 +68,8 @@ speed_perturb_factors=""  # e.g. "0.9 1.0 1.1": train on speed-perturbed copies 
 . utils/parse_options.sh
 
 [ -f path.sh ] && . ./path.sh
+# train_cmd, decode_cmd, cuda_cmd: Kaldi's "${cmd} JOB=1:N log.JOB.log command" backends (cmd.sh)
+if [ -f cmd.sh ]; then . ./cmd.sh; else train_cmd=utils/run.pl; decode_cmd=utils/run.pl; cuda_cmd=utils/run.pl; fi
 
 conf_name=$(basename "${train_config}" .yaml)
 if [ "${token_type}" = char ]; then
@@ -134,7 +138,7 @@ if [ ${stage} -le 2 ] && [ ${stop_stage} -ge 2 ]; then
     else
       opts=""; [ "${s}" = "${train_set}" ] && opts="--cmvn"
       [ -f data/${s}/text ] || opts="${opts} --no-text"
-      python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} \
+      python -m asr_gr.bin.compute_fbank --data-dir data/${s} --out-dir dump/fbank/${s} --cmd "${train_cmd}" \
         --num-mel-bins ${num_mel_bins} --nj ${nj} ${opts} ${sp:+--speed-perturb "${sp}"} \
         ${fs:+--sample-rate ${fs} --resample true}
     fi
@@ -160,10 +164,19 @@ if [ ${stage} -le 3 ] && [ ${stop_stage} -ge 3 ]; then
     log "stage 3: training --aux ${a} -> ${expdir} (log: ${expdir}/train.log)"
     heldout_opt=""; [ -n "${heldout_set}" ] && heldout_opt="--heldout-dir dump/fbank/${heldout_set}"
     [ -n "${untranscribed_set}" ] && heldout_opt="${heldout_opt} --untranscribed-dir dump/fbank/${untranscribed_set}"
-    python -m asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
+    # through cuda_cmd (GPUs) or train_cmd; N GPUs or M nodes: torchrun (under srun on Slurm), one GPU each
+    tcmd=${train_cmd}; launch="python -m"; ngpu_opt=${ngpu:+--ngpu ${ngpu}}
+    [ "${ngpu:-0}" -gt 0 ] && tcmd="${cuda_cmd} --gpu ${ngpu}"
+    if [ "${ngpu:-0}" -gt 1 ] || [ "${num_nodes}" -gt 1 ]; then
+      [ "${num_nodes}" -gt 1 ] && tcmd="${tcmd} --num-nodes ${num_nodes}"
+      nproc=${ngpu:-1}; [ "${nproc}" -gt 0 ] || nproc=1
+      launch="python -m asr_gr.bin.torchrun --nproc-per-node ${nproc} --num-nodes ${num_nodes} --"
+      ngpu_opt="--ngpu $([ "${ngpu:-0}" -gt 0 ] && echo 1 || echo 0)"
+    fi
+    ${tcmd} ${expdir}/log/train.log ${launch} asr_gr.bin.train --config ${train_config} --aux ${a} --exp-dir ${expdir} \
       --train-dir dump/fbank/${train_set} --valid-dir dump/fbank/${valid_set} ${heldout_opt} \
       --token-list ${token_list} --cmvn dump/fbank/${train_set}/cmvn.ark \
-      --set num_threads=${nj} ${ngpu:+--ngpu ${ngpu}} ${train_opts}
+      --set num_threads=${nj} ${ngpu_opt} ${train_opts}
   done
 fi
 
@@ -175,7 +188,7 @@ if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
         log "stage 4: decoding ${s} with ${expdir}/${checkpoint} (${setup}) -> ${expdir}/decode_${s}_${setup}"
         python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
           --out-dir ${expdir}/decode_${s}_${setup} --checkpoint ${checkpoint} --num-threads ${nj} \
-          --nj ${nj} $(opts_of ${setup}) ${decode_opts}
+          --nj ${nj} --cmd "${decode_cmd}" $(opts_of ${setup}) ${decode_opts}
       done
     done
   done
@@ -197,13 +210,14 @@ if [ ${stage} -le 5 ] && [ ${stop_stage} -ge 5 ]; then
 fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   [ -n "${probe_sets}" ] || log "stage 6: no --probe-sets and no --heldout-set; nothing to probe"
+  mkdir -p exp/log
+  for a in ${aux}; do echo exp/$(tag_for ${a}); done > exp/log/probe.systems
   for s in ${probe_sets}; do
-    for a in ${aux}; do
-      expdir=exp/$(tag_for ${a})
-      log "stage 6: speaker probing of ${expdir} per layer on ${s} -> ${expdir}/probe_${s}"
-      python -m asr_gr.bin.probe --exp-dir ${expdir} --checkpoint ${checkpoint} \
-        --data-dir dump/fbank/${s} ${probe_opts}
-    done
+    # one job of decode_cmd per system (JOB over the systems listed in exp/log/probe.systems)
+    log "stage 6: speaker probing per layer on ${s} of $(echo $(cat exp/log/probe.systems)) -> <exp>/probe_${s} (logs: exp/log/probe_${s}.*.log)"
+    ${decode_cmd} JOB=1:$(wc -l < exp/log/probe.systems) exp/log/probe_${s}.JOB.log \
+      python -m asr_gr.bin.probe --exp-dir '$(sed -n JOBp exp/log/probe.systems)' --checkpoint ${checkpoint} \
+      --data-dir dump/fbank/${s} ${probe_opts}
     if [ $(echo ${aux} | wc -w) -gt 1 ]; then
       python -m asr_gr.bin.probe --set ${s} --out exp/probe_compare_${s}.png \
         --compare $(for a in ${aux}; do echo exp/$(tag_for ${a}); done)
