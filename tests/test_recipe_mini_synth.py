@@ -141,6 +141,7 @@ def test_stage6_probes_each_set_in_its_own_dir_and_compares(recipe):
             d = recipe / "exp" / f"tiny_{aux}" / f"probe_{s}"
             assert (d / "probe.tsv").read_text().splitlines()[1].startswith(f"{s}\t0\t")
             assert (d / "trials.tsv").exists() and (d / "per_utt.tsv").exists()
+            assert any((d.parent / "tensorboard" / f"probe_{s}").iterdir())  # per-layer curves for TensorBoard
     for s in ("probe", "test"):
         assert (recipe / "exp" / f"probe_compare_{s}.png").exists()
         assert "`tiny_adversarial` − `tiny_none`" in (recipe / "exp" / f"probe_compare_{s}.md").read_text()

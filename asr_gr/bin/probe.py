@@ -26,6 +26,7 @@ from asr_gr.bin.common import main_guard
 from asr_gr.device import PRECISIONS
 from asr_gr.inference import load_trained
 from asr_gr.record import write_record
+from asr_gr.tb import log_probe, probe_rows_from_tsv
 from asr_gr.lock import dir_lock
 from asr_gr.utils import DataError, atomic_write_text, setup_logging
 
@@ -116,6 +117,7 @@ def _probe(args, set_name: str, argv):
                 batch_frames=args.batch_frames, precision=args.precision)
     out = probe_dir_of(args.exp_dir, res.set_name)
     write_probe_dir(out, res)
+    log_probe(args.exp_dir, res.set_name, probe_rows_from_tsv(out / "probe.tsv"))  # tensorboard/probe_<set>
     write_record(out, "asr_gr.bin.probe", argv, args)
     plot_probe_curves({Path(args.exp_dir).name: res.rows}, out / "probe.png",
                       title=f"Speaker probing of {Path(args.exp_dir).name} (aux={cfg.get('aux', 'none')}) "
