@@ -11,7 +11,7 @@ from asr_gr.config import resolve
 from asr_gr.models.asr_model import build_model, class_defaults, complete_model_conf
 from asr_gr.models.encoders.conv_glu import ConvGLUEncoder
 from asr_gr.models.speaker import AdversarialSpeakerHead
-from asr_gr.train.restore import load_trained
+from asr_gr.inference import load_trained
 from asr_gr.train.trainer import TRAIN_DEFAULTS, Trainer
 from asr_gr.utils import ConfigError
 from tiny_data import TINY_CONFIG, make_setup
@@ -53,7 +53,8 @@ def test_a_changed_class_default_does_not_change_a_trained_model(tmp_path, monke
     defaults = list(ConvGLUEncoder.__init__.__defaults__)
     defaults[-2] = True  # (channels, kernels, stride, dropout, layer_norm, residual)
     monkeypatch.setattr(ConvGLUEncoder.__init__, "__defaults__", tuple(defaults))
-    model, cfg, _, _ = load_trained(tmp_path / "exp", "best.pt")
+    system = load_trained(tmp_path / "exp", "best.pt")
+    model, cfg = system.model, system.config
     assert model.encoder.blocks[0].norm is None and cfg["encoder_conf"]["layer_norm"] is False
 
 
@@ -65,7 +66,7 @@ def test_an_old_config_without_defaults_still_loads_with_a_note(tmp_path, caplog
     del cfg["aux_conf"]["pooling"]
     (tmp_path / "exp" / "config.yaml").write_text(yaml.safe_dump(cfg))
     with caplog.at_level(logging.INFO):
-        model, full, _, _ = load_trained(tmp_path / "exp", "best.pt")
+        full = load_trained(tmp_path / "exp", "best.pt").config
     assert full["encoder_conf"]["residual"] is False and full["aux_conf"]["pooling"] == "mean"
     assert "encoder_conf.layer_norm=False" in caplog.text and "aux_conf.pooling=mean" in caplog.text
     # ... and training resumes in it (the missing values compare as the class defaults).

@@ -75,11 +75,18 @@ def class_defaults(cls) -> dict:
     """The keyword defaults of ``cls``'s constructor that a config may set (tuples as lists, as YAML
     writes them)."""
     out = {}
-    for name, p in inspect.signature(cls.__init__).parameters.items():
-        if name == "self" or name in _BUILT_IN_ARGS or p.default is inspect.Parameter.empty \
-                or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+    for klass in cls.__mro__:  # a constructor passing **kwargs on takes its base class's keywords too
+        init = klass.__dict__.get("__init__")
+        if init is None:
             continue
-        out[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+        params = inspect.signature(init).parameters
+        for name, p in params.items():
+            if name == "self" or name in _BUILT_IN_ARGS or name in out or p.default is inspect.Parameter.empty \
+                    or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            out[name] = list(p.default) if isinstance(p.default, tuple) else p.default
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
     return out
 
 

@@ -12,8 +12,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import inspect
-
 from asr_gr.models.grl import lambda_at, mean_lambda, scale_grad
 from asr_gr.models.registry import AUX_HEADS
 
@@ -143,10 +141,10 @@ def encoder_grad_scale(aux: str, aux_conf: dict | None) -> float | None:
     """
     if not aux or aux == "none":
         return None
+    from asr_gr.models.asr_model import class_defaults  # (asr_model imports this module)
+
     cls = AUX_HEADS.get(aux)
-    params = inspect.signature(cls.__init__).parameters
-    conf = {k: v.default for k, v in params.items() if v.default is not inspect.Parameter.empty}
-    conf.update(aux_conf or {})
+    conf = {**class_defaults(cls), **(aux_conf or {})}
     weight = float(conf.get("spk_weight", 1.0))
     if not getattr(cls, "reverse", False):
         return weight
