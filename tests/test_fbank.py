@@ -128,17 +128,21 @@ def test_parallel_jobs_match_one_job_and_rerun_redoes_only_the_failed_job(tmp_pa
         compute_fbank.main(["--data-dir", str(d), "--out-dir", str(out), "--nj", "2"])
     assert "wav.scp:6: cannot read audio file" in capsys.readouterr().err
     assert not (out / "feats.scp").exists()
-    assert (out / "split" / "feats.1.scp").exists() and not (out / "split" / "feats.2.scp").exists()
+    # the first failure ends the run (job 1 is stopped unless it finished first); a failed part leaves nothing
+    assert not (out / "split" / "feats.2.scp").exists()
     # the jobs are the parts of utils/split_data.sh --per-utt: 3 + 3 utterances in C order
     parts = [list(read_table(d / "split2utt" / str(j) / "wav.scp")) for j in (1, 2)]
     assert parts == [sorted(one)[:3], sorted(one)[3:]]
-    assert list(read_table(out / "split" / "feats.1.scp")) == parts[0]
     ark1 = out / "split" / "feats.1.ark"
-    stamp = ark1.stat().st_mtime_ns
+    finished = (out / "split" / "feats.1.scp").exists()
+    if finished:
+        assert list(read_table(out / "split" / "feats.1.scp")) == parts[0]
+        stamp = ark1.stat().st_mtime_ns
 
     bad.write_bytes(good)
     compute_fbank.main(["--data-dir", str(d), "--out-dir", str(out), "--nj", "2", "--cmvn"])
-    assert ark1.stat().st_mtime_ns == stamp  # job 1 was not redone
+    if finished:
+        assert ark1.stat().st_mtime_ns == stamp  # a finished job is not redone
     scp = read_table(out / "feats.scp")
     assert list(scp) == list(one)
     assert all(os.path.isabs(v.rsplit(":", 1)[0]) for v in scp.values())

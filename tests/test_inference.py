@@ -51,7 +51,7 @@ def _wavs(recipe, name="test"):
 
 def test_speech2text_gives_stage4_hypotheses_from_the_wav_files(recipe, s2t, tmp_path):
     for name in ("test", "dev"):
-        hyp = read_table(recipe / "exp" / "tiny_mtl" / f"decode_{name}" / "hyp.txt", allow_empty_value=True)
+        hyp = read_table(recipe / "exp" / "tiny_mtl" / f"decode_{name}_greedy" / "hyp.txt", allow_empty_value=True)
         wavs = _wavs(recipe, name)
         assert set(hyp) == set(wavs)
         assert {u: s2t(wavs[u]).text for u in wavs} == hyp
@@ -109,7 +109,7 @@ def test_waveform_arrays_any_rate_layers_and_speaker_posteriors(recipe, s2t):
 
 def test_transcribe_prints_file_tab_text_and_reports_unreadable_files(recipe, tmp_path):
     wavs = _wavs(recipe)
-    hyp = read_table(recipe / "exp" / "tiny_mtl" / "decode_test" / "hyp.txt", allow_empty_value=True)
+    hyp = read_table(recipe / "exp" / "tiny_mtl" / "decode_test_greedy" / "hyp.txt", allow_empty_value=True)
     utts = sorted(wavs)[:2]
     samples, _ = sf.read(wavs[utts[1]], dtype="float32")
     low = tmp_path / "low.flac"  # the second utterance at 8 kHz, as FLAC
@@ -160,7 +160,7 @@ def test_asr_sh_fs_resamples_in_stage2_and_the_model_records_the_rate(recipe):
 
     kept = recipe / "exp" / "tiny_mtl" / "cmvn.ark"
     assert load_yaml(recipe / "exp" / "tiny_mtl" / "config.yaml")["cmvn"] == str(kept.resolve())
-    hyp = read_table(recipe / "exp" / "tiny_mtl" / "decode_test" / "hyp.txt", allow_empty_value=True)
+    hyp = read_table(recipe / "exp" / "tiny_mtl" / "decode_test_greedy" / "hyp.txt", allow_empty_value=True)
     s2t16 = Speech2Text.from_exp(recipe / "exp" / "tiny_mtl")
     assert {u: s2t16(w).text for u, w in _wavs(recipe).items()} == hyp
     # retraining tiny_mtl on the 8 kHz stats would mix two normalisations: refused

@@ -128,12 +128,12 @@ def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, tmp_path):
     slurm = _recipe(tmp_path / "slurm", slurm_env, "--cmd-backend", "slurm")
     for sysname in ("tiny_none", "tiny_mtl"):
         for s in ("dev", "test", "train_heldout"):
-            a, b = local / "exp" / sysname / f"decode_{s}", slurm / "exp" / sysname / f"decode_{s}"
+            a, b = local / "exp" / sysname / f"decode_{s}_greedy", slurm / "exp" / sysname / f"decode_{s}_greedy"
             assert (a / "hyp.txt").read_text() == (b / "hyp.txt").read_text()
             ra, rb = json.loads((a / "score" / "result.json").read_text()), json.loads((b / "score" / "result.json")
                                                                                           .read_text())
             assert ra == rb
-        assert "slurm job" in (slurm / "exp" / sysname / "decode_test" / "log" / "decode.2.log").read_text()
+        assert "slurm job" in (slurm / "exp" / sysname / "decode_test_greedy" / "log" / "decode.2.log").read_text()
         assert "slurm job" in (slurm / "exp" / sysname / "log" / "train.log").read_text()
     assert "slurm job" in (slurm / "dump" / "fbank" / "train" / "log" / "fbank.2.log").read_text()
     assert "slurm job" in (slurm / "exp" / "log" / "probe.2.log").read_text()

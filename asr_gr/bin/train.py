@@ -79,11 +79,11 @@ def _train(args, config, exp, main_rank, argv):
                       token_list=args.token_list, cmvn_path=args.cmvn,
                       progress=not args.no_progress)
     cmvn = keep_cmvn(exp, args.cmvn) if main_rank else Path(args.cmvn)  # the exp dir's own copy
-    trainer.write_setup({"token_list": str(Path(args.token_list).resolve()),
-                         "cmvn": str(cmvn.resolve()),
-                         **frontend_record(same_fbank_config(args.train_dir, args.valid_dir, args.heldout_dir,
-                                                             args.untranscribed_dir))})
-    write_record(exp, "asr_gr.bin.train", argv, args, config=config)
+    paths = {"token_list": str(Path(args.token_list).resolve()), "cmvn": str(cmvn.resolve()),
+             **frontend_record(same_fbank_config(args.train_dir, args.valid_dir, args.heldout_dir,
+                                                 args.untranscribed_dir))}
+    trainer.write_setup(paths)
+    write_record(exp, "asr_gr.bin.train", argv, args, config=trainer.resolved_config(paths))
     summary = trainer.run(resume=not args.force_restart)
     trainer.dist.close()
     if not main_rank:

@@ -58,6 +58,9 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            # spawn/forkserver pools start their workers in a manager thread, after submit(): remember
+            # every worker seen (a broken pool forgets them)
+            procs = list({p.pid: p for p in procs + list((getattr(ex, "_processes", None) or {}).values())}.values())
             bar.update(len(done))
             for f in done:
                 e = f.exception()
@@ -79,8 +82,9 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
         if not ok:
             for f in futures:
                 f.cancel()
-            _kill_workers(procs or list((getattr(ex, "_processes", None) or {}).values()))
-        ex.shutdown(wait=True, cancel_futures=True)
+            _kill_workers(list({p.pid: p for p in procs + list((getattr(ex, "_processes", None) or {}).values())}.values()))
+        # after a failure the workers are killed: do not wait on them (nor on a pool they broke)
+        ex.shutdown(wait=ok, cancel_futures=True)
 
 
 __all__ = ["WorkerDied", "run_parts"]
