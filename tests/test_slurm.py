@@ -116,7 +116,8 @@ def _recipe(top, env, *args):
     d = copy_recipe("mini_synth", top)
     (d / "conf" / "tiny.yaml").write_text(TINY_RECIPE_CONF)
     p = subprocess.run(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "2",
-                        "--aux", "none mtl", "--probe-sets", "dev test", "--stop-stage", "7",
+                        "--aux", "none mtl", "--probe-sets", "dev test", "--stop-stage", "7", "--use-lm", "false",
+                        "--probe-opts", "--epochs 20 --num-samples 100",
                         "--train-opts", "--set num_threads=1", *args],  # 1 thread: bit-identical training
                        cwd=d, env=env, capture_output=True, text=True, timeout=1500)
     assert p.returncode == 0, p.stderr[-4000:]
@@ -136,7 +137,7 @@ def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, tmp_path):
         assert "slurm job" in (slurm / "exp" / sysname / "decode_test_greedy" / "log" / "decode.2.log").read_text()
         assert "slurm job" in (slurm / "exp" / sysname / "log" / "train.log").read_text()
     assert "slurm job" in (slurm / "dump" / "fbank" / "train" / "log" / "fbank.2.log").read_text()
-    assert "slurm job" in (slurm / "exp" / "log" / "probe.2.log").read_text()
+    assert "slurm job" in (slurm / "exp" / "log" / "probe_dev.2.log").read_text()
     assert read_table(local / "dump" / "fbank" / "test" / "utt2num_frames") == \
         read_table(slurm / "dump" / "fbank" / "test" / "utt2num_frames")
     assert (slurm / "exp" / "compare.md").exists()
