@@ -381,6 +381,8 @@ def compute_fbank_dir(data_dir, out_dir, config: FbankConfig | None = None, *, n
             tmp.write_text(fp + "\n")
 
     todo = [j for j in range(1, len(parts) + 1) if not _job_is_done(split_dir, j, parts[j - 1])]
+    for p in split_dir.glob(".feats.*"):  # temp files of jobs that were killed (SIGKILL skips cleanup)
+        p.unlink(missing_ok=True)
     if todo:
         _remove_outputs(out_dir)  # jobs rewrite arks that an old feats.scp may point into
         t0 = time.perf_counter()
