@@ -42,3 +42,12 @@ print_options() {
     in_opt=true
   done < "${file}"
 }
+
+# recipe_help RUN_SH ASR_SH_COMMAND...: a recipe's --help: its run.sh's own options, then asr.sh's with the
+# defaults the recipe passes (ASR_SH_COMMAND is the recipe's asr.sh call; --help is appended).
+recipe_help() {
+  local run_sh=$1; shift
+  print_usage "${run_sh}"; echo; echo "Options of run.sh:"; print_options "${run_sh}"
+  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
+  exec "$@" --help
+}

@@ -68,9 +68,7 @@ recipe=(./asr.sh
 
 if ${_help}; then
   . utils/print_options.sh
-  print_usage "$0"; echo; echo "Options of run.sh:"; print_options "$0"
-  echo; echo "Options of asr.sh (defaults as this recipe sets them):"
-  exec "${recipe[@]}" "${args[@]+"${args[@]}"}" --help
+  recipe_help "$0" "${recipe[@]}" "${args[@]+"${args[@]}"}"
 fi
 
 ../../../tools/install.sh
