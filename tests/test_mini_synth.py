@@ -144,7 +144,7 @@ def test_unseen_voices_do_not_depend_on_the_number_of_training_speakers():
 
 
 def test_default_plan_has_the_power_the_recipe_needs():
-    """The default corpus: 20 unseen test speakers (4 with the accent training never hears), 6 dev,
+    """The default corpus: 40 unseen test speakers (6 with the accent training never hears), 6 dev,
     24 probe speakers, as many untranscribed speakers as training speakers, each voice unique."""
     import inspect
     from collections import Counter
@@ -157,11 +157,11 @@ def test_default_plan_has_the_power_the_recipe_needs():
                              d["num_untranscribed_spk"], d["num_probe_spk"], d["unseen_accent_test"],
                              d["unseen_accent_untranscribed"])
     sets = Counter(s.set for s in speakers)
-    assert sets == {"train": 72, "dev": 6, "test": 20, "probe": 24, "untranscribed": 72}
-    assert d["eval_utts_per_spk"] * sets["test"] >= 600 and d["probe_utts_per_spk"] >= 12
+    assert sets == {"train": 72, "dev": 6, "test": 40, "probe": 24, "untranscribed": 72}
+    assert d["eval_utts_per_spk"] * sets["test"] >= 1200 and d["probe_utts_per_spk"] >= 12
     assert d["untranscribed_utts_per_spk"] >= 10
     unseen = Counter(s.set for s in speakers if s.accent == UNSEEN_ACCENT)
-    assert unseen == {"test": 4, "untranscribed": 6}
+    assert unseen == {"test": 6, "untranscribed": 6}
     assert len({(s.accent, s.variant) for s in speakers}) == len(speakers)
     heard = {s.accent for s in speakers if s.set == "train"}
     assert heard <= {s.accent for s in speakers if s.set == "untranscribed"}  # covers training accents

@@ -32,11 +32,11 @@ def main(argv=None):
                     + ", ".join(f"{k}={v}" for k, v in TINY_OPTIONS.items()) + " (options below override)")
     ap.add_argument("--num-train-spk", type=int, help="training speakers (default 72)")
     ap.add_argument("--num-dev-spk", type=int, help="unseen dev speakers (default 6)")
-    ap.add_argument("--num-test-spk", type=int, help="unseen test speakers (default 20)")
+    ap.add_argument("--num-test-spk", type=int, help="unseen test speakers (default 40)")
     ap.add_argument("--num-probe-spk", type=int, help="unseen speakers of the probe set (default 24)")
     ap.add_argument("--num-untranscribed-spk", type=int, help="speakers of the untranscribed set (default 72)")
     ap.add_argument("--unseen-accent-test", type=int,
-                    help="test speakers with the accent training never hears (default 4)")
+                    help="test speakers with the accent training never hears (default 6)")
     ap.add_argument("--unseen-accent-untranscribed", type=int,
                     help="untranscribed speakers with the accent training never hears (default 6)")
     ap.add_argument("--utts-per-spk", type=int, help="training utterances per training speaker (default 14)")

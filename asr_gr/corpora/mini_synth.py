@@ -40,7 +40,7 @@ from asr_gr.utils import atomic_path, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-CORPUS_VERSION = 3  # bump when a change alters the generated audio or tables
+CORPUS_VERSION = 4  # bump when a change alters the generated audio or tables
 SAMPLE_RATE = 16000
 SETS = ("train", "train_heldout", "dev", "test", "probe", "untranscribed")
 
@@ -496,10 +496,10 @@ def _remove_stale_wavs(wav_dir: Path, keep: set[Path]) -> None:
 
 
 def make_corpus(out_dir, data_dir, *, seed: int = 1, nj: int = 2, num_train_spk: int = 72,
-                num_dev_spk: int = 6, num_test_spk: int = 20, num_probe_spk: int = 24,
+                num_dev_spk: int = 6, num_test_spk: int = 40, num_probe_spk: int = 24,
                 num_untranscribed_spk: int = 72, utts_per_spk: int = 14, heldout_per_spk: int = 2,
                 eval_utts_per_spk: int = 30, probe_utts_per_spk: int = 12,
-                untranscribed_utts_per_spk: int = 10, unseen_accent_test: int = 4,
+                untranscribed_utts_per_spk: int = 10, unseen_accent_test: int = 6,
                 unseen_accent_untranscribed: int = 6) -> dict:
     """Generate mini_synth into ``out_dir`` (audio) and ``data_dir`` (Kaldi data dirs).
 
