@@ -141,6 +141,29 @@ def test_seeds_expand_to_one_run_each_and_summarise_as_mean_and_sd(tmp_path, cap
     assert "+30.00 [+30.00, +30.00] [+30.00, +30.00], p=0.00" in row  # seed-averaged errors 2.5 vs 1
 
 
+def test_summary_has_one_table_per_decoding_setup(tmp_path):
+    """Greedy and LM decodes of the same runs: a table each, greedy first, each with its own Δ."""
+    def write(tag, setup, errors):
+        d = tmp_path / "exp" / tag / f"decode_test_{setup}" / "score"
+        d.mkdir(parents=True)
+        per_utt = {f"s{i % 6}-{i:02d}": {"spk": f"s{i % 6}", "ref_words": 5, "errors": e}
+                   for i, e in enumerate(errors)}
+        (d / "per_utt.json").write_text(json.dumps(per_utt))
+        (d / "result.json").write_text(json.dumps({"wer": 100.0 * sum(errors) / (5 * len(errors)), "cer": 1.0}))
+
+    write("grid_none", "greedy", [2] * 30)
+    write("grid_mtl_l3", "greedy", [3] * 30)
+    write("grid_none", "beam20_lm1_ws0", [1] * 30)
+    write("grid_mtl_l3", "beam20_lm1_ws0", [1] * 30)
+    write("grid_none", "beam4", [1] * 30)  # only one run has it: not a setup of the grid
+    md = grid.summarise([{"aux": "none"}, {"aux": "mtl", "spk_layer": 3}], tmp_path / "exp", "test",
+                        "train_heldout")
+    assert "beam4" not in md
+    greedy, lm = md.split("## Decoding `greedy`")[1].split("## Decoding `beam20_lm1_ws0`")
+    assert "+20.00 [+20.00, +20.00] [+20.00, +20.00], p=0.00" in greedy
+    assert "+0.00 [+0.00, +0.00] [+0.00, +0.00]" in lm and "| 20.00 |" in lm
+
+
 @pytest.mark.parametrize("seeds", ["[]", "[1, 1]", "[1.5]", "3"])
 def test_bad_seeds(tmp_path, seeds):
     with pytest.raises(ConfigError, match="seeds"):

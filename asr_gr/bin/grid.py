@@ -13,7 +13,8 @@ Everything after ``--`` is the recipe's asr.sh command with its corpus options; 
     systems:                        # explicit systems
       - {aux: none}
       - {aux: adversarial, spk_layer: 3, semi: true}
-    decode_setup: greedy            # decode dir summarised: exp/<sys>/decode_<test_set>_<setup>
+    decode_setup: greedy            # decode dirs summarised, exp/<sys>/decode_<test_set>_<setup>: one or a list
+                                    # (default: every setup all runs were scored with, one table each)
     product:                        # every combination of the listed values
       aux: [mtl, adversarial]
       spk_layer: [2, 5]
@@ -194,31 +195,47 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
     return lines
 
 
+def _setups_of(systems: list[dict], exp_root: Path, test_set: str, seeds: list) -> list[str]:
+    """The decoding setups every run was scored with on ``test_set`` (greedy first), from the dir names."""
+    found = None
+    for s in systems:
+        for seed in seeds:
+            prefix = f"decode_{test_set}_"
+            have = {p.parent.parent.name[len(prefix):]
+                    for p in (exp_root / tag_of(s, seed)).glob(f"{prefix}*/score/result.json")}
+            if have:
+                found = have if found is None else found & have
+    return sorted(found or {"greedy"}, key=lambda x: (x != "greedy", x))
+
+
 def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: str,
-              seeds: list | None = None, config: str | None = None, setup: str | None = "greedy") -> str:
-    """exp/grid.md: per system WER/CER on the test set (mean ± s.d. over seeds), the WER difference to
-    the baseline with its 95% paired-bootstrap intervals (utterances; speakers where there are >= 5)
-    and p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
+              seeds: list | None = None, config: str | None = None, setup: str | list | None = None) -> str:
+    """exp/grid.md: per decoding setup (``setup``: one or a list; None: every setup all runs were scored
+    with), per system WER/CER on the test set (mean ± s.d. over seeds), the WER difference to the
+    baseline with its 95% paired-bootstrap intervals (utterances; speakers where there are >= 5) and
+    p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
     head; then per probe set, probe accuracy and EER per layer with CIs (exp/grid_probe_<set>.png)."""
     from asr_gr.models.speaker import encoder_grad_scale
     from asr_gr.score.significance import load_system, paired_bootstrap
 
     seeds = seeds or [None]
     base_conf = (load_yaml(config) if config and Path(config).exists() else {}).get("aux_conf") or {}
+    setups = ([setup] if isinstance(setup, str) else list(setup) if setup
+              else _setups_of(systems, exp_root, test_set, seeds))
 
-    def score_dir(s, seed):
+    def score_dir(s, seed, setup):
         return decode_dir(exp_root / tag_of(s, seed), test_set, setup) / "score"
 
-    def averaged(s):
-        runs = [load_system(score_dir(s, seed), tag_of(s, seed)) for seed in seeds
-                if (score_dir(s, seed) / "per_utt.json").exists()]
+    def averaged(s, setup):
+        runs = [load_system(score_dir(s, seed, setup), tag_of(s, seed)) for seed in seeds
+                if (score_dir(s, seed, setup) / "per_utt.json").exists()]
         return (_seed_average(runs, tag_of(s)), len(runs)) if runs else (None, 0)
 
     base = next((s for s in systems if s["aux"] == "none"), None)
-    baseline = averaged(base)[0] if base else None
     n_seeds = len(seeds) if seeds != [None] else 1
     lines = ["# Ablation grid", "",
-             f"Test set `{test_set}` (unseen speakers), decoding setup `{setup}`"
+             f"Test set `{test_set}` (unseen speakers), decoding "
+             + ", ".join(f"`{x}`" for x in setups) + " (one table each)"
              + (f"; every system trained with {n_seeds} seeds ({', '.join(map(str, seeds))}): figures are "
                 "mean ± s.d. over seeds" if n_seeds > 1 else "") + ". "
              "Δ WER: difference to the baseline"
@@ -228,31 +245,32 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
              "effective scale of the speaker loss's gradient reaching the encoder, averaged over training "
              f"(+w for mtl, −w·mean(λ) for adversarial). spk acc: the aux head on `{heldout_set}`. "
              "Speaker probing of the frozen layers: one section per probe set below.", ""]
-    rows = []
-    for s in systems:
-        res = [_json(score_dir(s, seed) / "result.json") for seed in seeds]
-        acc = [heldout_acc(exp_root / tag_of(s, seed), heldout_set, [setup]) for seed in seeds]
-        rows.append((s, res, acc))
     head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
             "| spk acc % |")
-    lines += [head, "|" + "---|" * 10]
-    for s, res, acc in rows:
-        t = tag_of(s)
-        delta = "-"
-        if baseline is not None and s is not base:
-            system, _ = averaged(s)
-            if system is not None:
-                r = paired_bootstrap(baseline, system)
-                delta = (f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] {r.spk_ci_text()}, "
-                         f"p={r.p:.2f}")
-        aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
-                                                         "lambda_schedule") if k in s})
-        grad = encoder_grad_scale(s["aux"], aux_conf)
-        cells = [t, s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
-                 "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
-                 _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
-                 _mean_sd([a["acc_spk"] for a in acc if a])]
-        lines.append("| " + " | ".join(cells) + " |")
+    for setup in setups:
+        baseline = averaged(base, setup)[0] if base else None
+        if len(setups) > 1:
+            lines += [f"## Decoding `{setup}`", ""]
+        lines += [head, "|" + "---|" * 10]
+        for s in systems:
+            res = [_json(score_dir(s, seed, setup) / "result.json") for seed in seeds]
+            acc = [heldout_acc(exp_root / tag_of(s, seed), heldout_set, setups) for seed in seeds]
+            delta = "-"
+            if baseline is not None and s is not base:
+                system, _ = averaged(s, setup)
+                if system is not None:
+                    r = paired_bootstrap(baseline, system)
+                    delta = (f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] {r.spk_ci_text()}, "
+                             f"p={r.p:.2f}")
+            aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
+                                                             "lambda_schedule") if k in s})
+            grad = encoder_grad_scale(s["aux"], aux_conf)
+            cells = [tag_of(s), s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
+                     "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
+                     _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
+                     _mean_sd([a["acc_spk"] for a in acc if a])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
     lines += _probe_sections(systems, exp_root, seeds)
     md = "\n".join(lines) + "\n"
     atomic_write_text(exp_root / "grid.md", md)
@@ -276,7 +294,8 @@ def main(argv=None):
     config = grid.get("config", "conf/train.yaml")
     untr = grid.get("untranscribed_set", "untranscribed")
     test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
-    setup = grid.get("decode_setup", "greedy")  # the decode dir summarised: decode_<test_set>_<setup>
+    # the decode dirs summarised, decode_<test_set>_<setup>: one setup or a list; default every setup decoded
+    setup = grid.get("decode_setup")
     exp_root = Path(args.exp_root)
     seeds = seeds_of(grid, args.grid)
     cmds = [base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr]]
