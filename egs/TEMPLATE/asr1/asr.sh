@@ -16,6 +16,8 @@
 # Options ("--train-config conf/x.yaml" sets train_config; "./asr.sh --help" lists them with their
 # defaults, i.e. the values this call would use; each is declared below, before parse_options.sh):
 set -euo pipefail
+# stopping this script (kill, Ctrl-C) stops the stage it runs, and that stage's jobs
+. utils/supervise.sh "$@"
 
 log() {
   local fname=${BASH_SOURCE[1]##*/}
