@@ -104,3 +104,30 @@ def test_compare_cli_from_score_dirs(tmp_path):
     p = subprocess.run([sys.executable, "-m", "asr_gr.bin.compare", str(tmp_path / "A"), str(tmp_path / "C"),
                         "--out", str(out)], capture_output=True, text=True)
     assert p.returncode == 1 and "per_utt.json" in p.stderr
+
+
+def test_compare_on_a_list_of_speakers(tmp_path):
+    """--spk-list compares on those speakers' utterances only (e.g. one accent); an unknown id is
+    a one-line error naming the file and line."""
+    refs = {f"s{s}-{u}": "GO LEFT NOW STOP" for s in range(3) for u in range(8)}
+    u2s = {utt: utt.split("-")[0] for utt in refs}
+    hyp_b = {utt: ("GO RIGHT NOW" if utt.startswith("s2") else "GO LEFT NOW STOP") for utt in refs}  # s2 only
+    for name, hyps in (("A", refs), ("B", hyp_b)):
+        write_reports(score(refs, hyps, u2s), tmp_path / name / "decode_test" / "score")
+    out = tmp_path / "compare.md"
+
+    def run(spk_list):
+        (tmp_path / "spk").write_text(spk_list)
+        return subprocess.run([sys.executable, "-m", "asr_gr.bin.compare", str(tmp_path / "A"), str(tmp_path / "B"),
+                               "--out", str(out), "--num-samples", "200", "--spk-list", str(tmp_path / "spk")],
+                              capture_output=True, text=True)
+
+    p = run("# the accent\ns2 en-029\n")
+    assert p.returncode == 0, p.stderr[-2000:]
+    md = out.read_text()
+    assert "| B | 8 | 1 | 32 | 50.00 |" in md and "speakers of" in md and "| s0 |" not in md
+    p = run("s0\ns1\n")
+    assert p.returncode == 0 and "| B | 16 | 2 | 64 | 0.00 |" in out.read_text()
+    p = run("s0\ns9\n")
+    assert p.returncode == 1 and f"{tmp_path / 'spk'}:2" in p.stderr and "'s9'" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1

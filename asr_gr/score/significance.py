@@ -53,6 +53,14 @@ def system_from_per_utt(name: str, per_utt: dict) -> System:
                   np.array([per_utt[u]["errors"] for u in utts], dtype=np.int64))
 
 
+def subset(system: System, speakers) -> System:
+    """The utterances of ``speakers`` only (e.g. the speakers of one accent); their order is kept."""
+    keep = set(speakers)
+    idx = [i for i, s in enumerate(system.spk) if s in keep]
+    return System(system.name, [system.utts[i] for i in idx], [system.spk[i] for i in idx],
+                  system.ref[idx], system.err[idx])
+
+
 def load_system(score_dir, name: str | None = None) -> System:
     p = Path(score_dir) / "per_utt.json"
     if not p.exists():
