@@ -69,6 +69,7 @@ def main(argv=None):
     if args.spk_list:
         speakers = read_spk_list(args.spk_list, set(systems[0].spk))
         systems = [subset(x, speakers) for x in systems]
+        extra = {}  # result.json's CER is the whole set's: not shown for a subset
     pairs = compare_systems(systems, args.num_samples, args.seed)
     label = f"{args.set}` (decoding setup `{args.setup}" if args.setup else args.set
     if args.spk_list:
