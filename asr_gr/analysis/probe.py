@@ -559,7 +559,10 @@ def plot_probe_curves(curves: dict, out_png, title: str = "Speaker probing per l
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.0))
+    from matplotlib.lines import Line2D
+
+    many = len(curves) > 4  # then one legend of the systems, right of the panels
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13 if many else 10, 4.0))
     for name, rows in curves.items():
         xs = np.array([r.layer for r in rows], dtype=float)
         mlp = np.array([r.mlp_acc for r in rows])
@@ -580,11 +583,18 @@ def plot_probe_curves(curves: dict, out_png, title: str = "Speaker probing per l
         a.set_ylabel(yl)
         a.set_ylim(0, top)
         a.grid(alpha=0.3)
-        a.legend(fontsize=7)
+    # left: the line styles; the colours (systems) are named once, in the EER panel or beside it
+    ax.legend(handles=[Line2D([], [], color="k", marker="o", label="MLP probe"),
+                       Line2D([], [], color="k", ls="--", marker=".", label="linear probe"),
+                       Line2D([], [], color="grey", ls=":", label="chance")], fontsize=7)
+    if many:
+        fig.legend(*bx.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.78, 0.5), fontsize=7)
+    else:
+        bx.legend(fontsize=7)
     ax.set_title("identification (shaded: 95 % CI)", fontsize=9)
     bx.set_title("verification, cosine (shaded: 95 % CI)", fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.78, 1) if many else None)
     with atomic_path(out_png, suffix=".png") as tmp:
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
