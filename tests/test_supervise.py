@@ -37,7 +37,10 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_stopping_the_driver_stops_its_running_stage(tmp_path, sig):
-    p = subprocess.Popen([str(_driver(tmp_path)), "a b", "c"], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    # A shell started in the background (nohup ... &, as CI may run the suite) ignores SIGINT, and bash
+    # cannot trap a signal ignored on entry: start the driver as from a terminal, SIGINT at its default.
+    p = subprocess.Popen([str(_driver(tmp_path)), "a b", "c"], cwd=tmp_path, stdout=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pid_file = tmp_path / "stage.pid"
     for _ in range(200):
         if pid_file.exists() and pid_file.read_text():
