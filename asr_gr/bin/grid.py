@@ -197,10 +197,9 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
 
 def _setups_of(systems: list[dict], exp_root: Path, test_set: str, seeds: list) -> list[str]:
     """The decoding setups every run was scored with on ``test_set`` (greedy first), from the dir names."""
-    found = None
+    found, prefix = None, f"decode_{test_set}_"
     for s in systems:
         for seed in seeds:
-            prefix = f"decode_{test_set}_"
             have = {p.parent.parent.name[len(prefix):]
                     for p in (exp_root / tag_of(s, seed)).glob(f"{prefix}*/score/result.json")}
             if have:
@@ -247,6 +246,9 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
              "Speaker probing of the frozen layers: one section per probe set below.", ""]
     head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
             "| spk acc % |")
+    # the aux head's accuracy on the held-out set does not depend on the decoding setup: read once per run
+    acc = {tag_of(s): [heldout_acc(exp_root / tag_of(s, seed), heldout_set, setups) for seed in seeds]
+           for s in systems}
     for setup in setups:
         baseline = averaged(base, setup)[0] if base else None
         if len(setups) > 1:
@@ -254,7 +256,6 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
         lines += [head, "|" + "---|" * 10]
         for s in systems:
             res = [_json(score_dir(s, seed, setup) / "result.json") for seed in seeds]
-            acc = [heldout_acc(exp_root / tag_of(s, seed), heldout_set, setups) for seed in seeds]
             delta = "-"
             if baseline is not None and s is not base:
                 system, _ = averaged(s, setup)
@@ -268,7 +269,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
             cells = [tag_of(s), s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
                      "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
                      _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
-                     _mean_sd([a["acc_spk"] for a in acc if a])]
+                     _mean_sd([a["acc_spk"] for a in acc[tag_of(s)] if a])]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += _probe_sections(systems, exp_root, seeds)

@@ -38,6 +38,13 @@ def _kill_workers(procs) -> None:
             p.join(timeout=5)
 
 
+def _seen_workers(ex: ProcessPoolExecutor, known: list) -> list:
+    """``known`` and the pool's current worker processes, once each. Spawn/forkserver pools start their
+    workers in a manager thread after submit(), and a broken pool forgets them: callers keep the list."""
+    current = (getattr(ex, "_processes", None) or {}).values()
+    return list({p.pid: p for p in [*known, *current]}.values())
+
+
 def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork", what: str = "part",
               desc: str | None = None) -> list:
     """``[fn(x) for x in items]`` with ``nj`` worker processes, results in order (a tqdm bar when ``desc``).
@@ -51,16 +58,14 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
     # each worker leads its own process group, so that stopping it stops its children too
     ex = ProcessPoolExecutor(max_workers=min(nj, len(items)), mp_context=ctx, initializer=os.setpgrp)
     futures = [ex.submit(fn, x) for x in items]
-    procs = list((getattr(ex, "_processes", None) or {}).values())  # kept: a broken pool forgets them
+    procs = _seen_workers(ex, [])
     ok = False
     bar = tqdm(total=len(items), desc=desc, unit=what, disable=desc is None)
     try:
         pending = set(futures)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            # spawn/forkserver pools start their workers in a manager thread, after submit(): remember
-            # every worker seen (a broken pool forgets them)
-            procs = list({p.pid: p for p in procs + list((getattr(ex, "_processes", None) or {}).values())}.values())
+            procs = _seen_workers(ex, procs)
             bar.update(len(done))
             for f in done:
                 e = f.exception()
@@ -82,7 +87,7 @@ def run_parts(fn: Callable, items: Sequence, nj: int, start_method: str = "fork"
         if not ok:
             for f in futures:
                 f.cancel()
-            _kill_workers(list({p.pid: p for p in procs + list((getattr(ex, "_processes", None) or {}).values())}.values()))
+            _kill_workers(_seen_workers(ex, procs))
         # after a failure the workers are killed: do not wait on them (nor on a pool they broke)
         ex.shutdown(wait=ok, cancel_futures=True)
 
