@@ -47,6 +47,39 @@ def test_bf16_trains_in_low_precision_with_fp32_weights_and_ctc(tmp_path):
     assert lp.dtype == torch.float32 and layers[0].dtype == torch.bfloat16
 
 
+def test_cpu_bf16_flags_are_read_from_cpuinfo(tmp_path):
+    from asr_gr.device import cpu_bf16_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile amx_bf16\n"
+                    "processor\t: 1\nflags\t\t: fpu sse avx2 avx512f avx512_bf16 amx_tile amx_bf16\n")
+    assert cpu_bf16_flags(str(info)) == ("avx512_bf16", "amx_bf16")
+    info.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 fma avx512f\n")  # AVX512 without BF16
+    assert cpu_bf16_flags(str(info)) == ()
+    assert cpu_bf16_flags(str(tmp_path / "absent")) == ()
+
+
+def test_auto_precision_is_bf16_on_a_native_bf16_cpu_and_fp32_elsewhere(tmp_path, monkeypatch):
+    """precision: auto trains exactly as bf16 where the CPU has AVX512-BF16/AMX and exactly as fp32 where
+    bf16 would be emulated (many times slower); the checkpoint and train_summary.json say which."""
+    import asr_gr.device as device
+
+    _trainer(tmp_path, "fp32").run()
+    _trainer(tmp_path, "bf16", precision="bf16").run()
+    for flags, same_as in (((), "fp32"), (("amx_bf16",), "bf16")):
+        monkeypatch.setattr(device, "cpu_bf16_flags", lambda flags=flags: flags)
+        exp = f"auto_{same_as}"
+        t = _trainer(tmp_path, exp, precision="auto")
+        assert t.precision == same_as
+        t.write_setup()
+        t.run()
+        a, b = _weights(tmp_path / same_as / "epoch2.pt"), _weights(tmp_path / exp / "epoch2.pt")
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert torch.load(tmp_path / exp / "checkpoint.pt", weights_only=False)["precision"] == same_as
+        assert json.loads((tmp_path / exp / "train_summary.json").read_text())["precision"] == same_as
+        assert "precision: auto" in (tmp_path / exp / "config.yaml").read_text()  # what was asked, as asked
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_resumes_mid_epoch_bit_exactly(tmp_path, monkeypatch, precision):
     ref = _trainer(tmp_path, "ref", save_every_steps=1, precision=precision)
@@ -121,11 +154,11 @@ def test_num_workers_do_not_change_the_results(tmp_path):
 
 
 def test_bad_precision_and_worker_values_name_the_key(tmp_path):
-    with pytest.raises(ConfigError, match="key 'precision' must be one of fp32, bf16, fp16; got 'fp8'"):
+    with pytest.raises(ConfigError, match="key 'precision' must be one of fp32, bf16, fp16, auto; got 'fp8'"):
         _trainer(tmp_path, precision="fp8")
     with pytest.raises(ConfigError, match=r"key 'num_workers' must lie in \[0, inf\), got -1"):
         _trainer(tmp_path, num_workers=-1)
-    with pytest.raises(ConfigError, match="unknown precision 'fp8'; known: fp32, bf16, fp16"):
+    with pytest.raises(ConfigError, match="unknown precision 'fp8'; known: fp32, bf16, fp16, auto"):
         autocast("cpu", "fp8")
 
 

@@ -34,7 +34,7 @@ import torch
 
 from asr_gr.bin.common import main_guard
 from asr_gr.decode.runner import DecodeOptions, decode_dir, decode_part
-from asr_gr.device import PRECISIONS, autocast, explain_oom
+from asr_gr.device import PRECISION_CHOICES, autocast, explain_oom
 from asr_gr.inference import load_trained
 from asr_gr.launch.jobs import run_parts_through, strip_option
 from asr_gr.lock import dir_lock
@@ -78,7 +78,7 @@ def main(argv=None):
                     help="also write every encoder layer's output of these utterances to OUT/layers/")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
                     "ngpu > 0 and a GPU is visible, else cpu)")
-    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISION_CHOICES),
                     help="autocast precision of the forward pass (default fp32; see README for bf16)")
     args = ap.parse_args(argv)
     setup_logging()

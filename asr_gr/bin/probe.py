@@ -23,7 +23,7 @@ from pathlib import Path
 from asr_gr.analysis.probe import (compare_probe_dirs, fmt, fmt_ci, plot_probe_curves, probe, read_tsv,
                                    write_probe_dir)
 from asr_gr.bin.common import main_guard
-from asr_gr.device import PRECISIONS
+from asr_gr.device import PRECISION_CHOICES
 from asr_gr.inference import load_trained
 from asr_gr.record import write_record
 from asr_gr.tb import log_probe, probe_rows_from_tsv
@@ -71,7 +71,7 @@ def main(argv=None):
     ap.add_argument("--batch-frames", type=int, default=40000, help="padded frames per forward batch")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when the model's config has "
                     "ngpu > 0 and a GPU is visible, else cpu)")
-    ap.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+    ap.add_argument("--precision", default="fp32", choices=list(PRECISION_CHOICES),
                     help="autocast precision of the frozen model's forward pass (default fp32)")
     ap.add_argument("--compare", "--overlay", nargs="+", metavar="EXP", dest="compare",
                     help="plot these exp dirs' probes of --set together and compare each with the first, paired")

@@ -72,8 +72,8 @@ def validate_config(cfg: dict, source: str = "resolved config") -> None:
     if v is not None and v not in ("skip", "error"):
         raise ConfigError(f"{source}: key 'ctc_unalignable' must be one of skip, error; got {v!r}")
     v = cfg.get("precision")
-    if v is not None and v not in ("fp32", "bf16", "fp16"):
-        raise ConfigError(f"{source}: key 'precision' must be one of fp32, bf16, fp16; got {v!r}")
+    if v is not None and v not in ("fp32", "bf16", "fp16", "auto"):
+        raise ConfigError(f"{source}: key 'precision' must be one of fp32, bf16, fp16, auto; got {v!r}")
     n, epochs = cfg.get("nbest_average") or 0, cfg.get("max_epochs") or 1
     if n > epochs:
         raise ConfigError(f"{source}: key 'nbest_average' ({n}) cannot exceed max_epochs ({epochs})")

@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from asr_gr.config import config_diff, dump, format_diff, load_yaml
 from asr_gr.data.dataset import BucketSampler, FeatureDataset, MixedBucketSampler, collate
-from asr_gr.device import autocast, explain_oom
+from asr_gr.device import autocast, explain_oom, resolve_precision
 from asr_gr.features.cmvn import CMVN
 from asr_gr.features.specaug import spec_augment
 from asr_gr.inference import (UNTRANSCRIBED_SPK_LIST, classes_to_mask, greedy_decode, speaker_accuracy,
@@ -61,7 +61,8 @@ TRAIN_DEFAULTS = {
     "save_every_steps": 0,  # also checkpoint within an epoch every N batches (0: only at epoch ends)
     "max_bad_steps": 20,  # steps with a non-finite loss/gradient are skipped; stop after this many
     "ctc_unalignable": "skip",  # training utterances too short for their transcript: skip (warned) | error
-    "precision": "fp32",  # fp32 | bf16 | fp16: autocast of the forward pass (fp16 with a gradient scaler)
+    "precision": "fp32",  # fp32 | bf16 | fp16 | auto: autocast of the forward pass (fp16 with a gradient
+    # scaler); auto = bf16 where the GPU/CPU computes it natively (AVX512-BF16, AMX), else fp32
     "num_workers": 0,  # DataLoader worker processes reading and normalising features (0: the main process)
     "pin_memory": True,  # page-locked batches for faster host-to-GPU copies (only when training on a GPU)
     "prefetch_factor": 2,  # batches each worker loads ahead (only with num_workers > 0)
@@ -145,6 +146,10 @@ class Trainer:
         self.data_paths = {"token_list": str(Path(token_list).resolve()), "cmvn": str(Path(cmvn_path).resolve())}
         self.dist = DistInfo.from_env(config["ngpu"])
         self.device = self.dist.device
+        # the precision computed in (config "auto" is resolved for this machine: log, checkpoint, summary)
+        self.precision, why = resolve_precision(config["precision"], self.device)
+        if config["precision"] == "auto" and self.dist.is_main:
+            log.info("precision %s (%s)", self.precision, why)
         self.progress = progress and self.dist.is_main
         self.exp.mkdir(parents=True, exist_ok=True)
         if config["num_threads"]:
@@ -215,7 +220,7 @@ class Trainer:
         # The initial scale is 2^10, not torch's 2^16: CTC's gradients are large, and with 2^16 the
         # first dozen fp16 batches overflow and are dropped while the scale calibrates.
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=2.0 ** 10,
-                                           enabled=config["precision"] == "fp16")
+                                           enabled=self.precision == "fp16")
         self.pin = config["pin_memory"] and self.device.type == "cuda"
         self.data_wait = 0.0  # seconds the current epoch's loop waited for the loader
         self.board = TrainBoard(self.exp, enabled=False)  # TensorBoard, opened by run()
@@ -282,7 +287,7 @@ class Trainer:
                  "batch_in_epoch": self.batch_in_epoch, "epoch_sums": self.epoch_sums,
                  "bad_steps": self.bad_steps, "train_seconds": self.train_seconds, "best": self.best,
                  "torch_rng": torch.get_rng_state(), "gen_rng": self.gen.get_state(),
-                 "precision": self.config["precision"], "scaler": self.scaler.state_dict()}
+                 "precision": self.precision, "scaler": self.scaler.state_dict()}
         if not self.dist.is_main:
             return
         self.board.flush()  # TensorBoard holds every step up to the checkpoint
@@ -321,9 +326,9 @@ class Trainer:
         torch.set_rng_state(state["torch_rng"])
         self.gen.set_state(state["gen_rng"])
         was = state.get("precision", "fp32")
-        if was != self.config["precision"]:
+        if was != self.precision:
             log.warning("%s was written with precision %s, training continues in %s", ckpt, was,
-                        self.config["precision"])
+                        self.precision)
         if self.scaler.is_enabled() and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])  # the fp16 loss scale and its growth counter
         log.info("resumed from %s: epoch %d, batch %d of the next epoch, step %d", ckpt, self.epoch,
@@ -372,7 +377,7 @@ class Trainer:
                 feats = spec_augment(feats, batch["feat_lens"], generator=self.gen, **spec)
             dev = {k: batch[k].to(self.device, non_blocking=self.pin) for k in ("feat_lens", "ys", "y_lens", "spk")}
             with explain_oom(self.config["batch_frames"], device=self.device):
-                with autocast(self.device, self.config["precision"]):
+                with autocast(self.device, self.precision):
                     loss, stats = self.net(feats.to(self.device, non_blocking=self.pin), dev["feat_lens"],
                                            dev["ys"], dev["y_lens"], dev["spk"],
                                            progress=self.step / max(1, self.total_steps))
@@ -444,7 +449,7 @@ class Trainer:
             feats, feat_lens = batch["feats"].to(self.device), batch["feat_lens"].to(self.device)
             ys, y_lens = batch["ys"].to(self.device), batch["y_lens"].to(self.device)
             with explain_oom(self.config["batch_frames"], device=self.device), \
-                    autocast(self.device, self.config["precision"]):
+                    autocast(self.device, self.precision):
                 lp, lens, _ = self.model.ctc_log_probs(feats, feat_lens)  # one encoder pass: loss and CER
             lp = lp.float()
             loss, _ = self.model.ctc_loss(lp, lens, ys, y_lens)
@@ -461,7 +466,7 @@ class Trainer:
         if self.heldout_set is not None:
             heldout = {self.spk2id[self.heldout_set.spk_label[u]] for u in self.heldout_set.utts}
             with explain_oom(self.config["batch_frames"], device=self.device), \
-                    autocast(self.device, self.config["precision"]):
+                    autocast(self.device, self.precision):
                 masked, unmasked = speaker_accuracy(self.model, self.heldout_set, self.config["batch_frames"],
                                                     exclude=classes_to_mask(self.extra_classes, heldout))
             out["heldout_acc_spk"] = masked
@@ -522,7 +527,7 @@ class Trainer:
         self.dist.check_agree(self.model)
         summary = {"epochs": self.epoch, "steps": self.step, "train_seconds": round(self.train_seconds, 1),
                    "best_" + self.config["best_metric"]: self.best, "bad_steps": self.bad_steps,
-                   "world_size": self.dist.world_size}
+                   "world_size": self.dist.world_size, "precision": self.precision}
         if not self.dist.is_main:
             return summary
         n = self.config["nbest_average"]
