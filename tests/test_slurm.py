@@ -91,18 +91,9 @@ def test_sigterm_to_the_driver_cancels_its_jobs(slurm_env, tmp_path):
 
 
 def test_two_process_gloo_ddp_through_srun(slurm_env, tmp_path):
-    from tiny_data import TINY_CONFIG, make_setup
-
-    paths = make_setup(tmp_path / "data")
     cmd = [SLURM_PL, "--num-threads", "2", str(tmp_path / "log" / "train.log"), sys.executable, "-m",
            "asr_gr.bin.torchrun", "--nproc-per-node", "2", "--port", "29533", "--", "asr_gr.bin.train",
-           "--exp-dir", str(tmp_path / "exp"), "--no-progress", "--ngpu", "0",
-           "--train-dir", str(paths["train_dir"]), "--valid-dir", str(paths["valid_dir"]),
-           "--heldout-dir", str(paths["heldout_dir"]), "--token-list", str(paths["token_list"]),
-           "--cmvn", str(paths["cmvn_path"])]
-    for k, v in TINY_CONFIG.items():
-        cmd += ["--set", f"{k}={v}"] if not isinstance(v, dict) else \
-            [x for kk, vv in v.items() for x in ("--set", f"{k}.{kk}={vv}")]
+           *_train_args(tmp_path)]
     p = subprocess.run(cmd, capture_output=True, text=True, env=slurm_env, timeout=400)
     log = (tmp_path / "log" / "train.log").read_text()
     assert p.returncode == 0, p.stderr + log[-3000:]
@@ -110,6 +101,50 @@ def test_two_process_gloo_ddp_through_srun(slurm_env, tmp_path):
     summary = json.loads((tmp_path / "exp" / "train_summary.json").read_text())
     assert summary["world_size"] == 2
     assert "all 2 ranks agree" in (tmp_path / "exp" / "train.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def slurm_two_nodes(tmp_path_factory):
+    """A second cluster: two nodes emulated on this host (one slurmd each, tools/slurm_local.sh --nodes 2)."""
+    d = tmp_path_factory.mktemp("slurm2")
+    tool = str(ROOT / "tools" / "slurm_local.sh")
+    p = subprocess.run([tool, "start", str(d), "--nodes", "2"], capture_output=True, text=True, timeout=900)
+    if p.returncode == 2:
+        pytest.skip(p.stderr.strip())
+    assert p.returncode == 0, p.stderr
+    yield dict(os.environ, SLURM_CONF=str(d / "slurm.conf"), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    subprocess.run([tool, "stop", str(d)], capture_output=True, timeout=60)
+
+
+def _train_args(tmp_path) -> list[str]:
+    from tiny_data import TINY_CONFIG, make_setup
+
+    paths = make_setup(tmp_path / "data")
+    args = ["--exp-dir", str(tmp_path / "exp"), "--no-progress", "--ngpu", "0",
+            "--train-dir", str(paths["train_dir"]), "--valid-dir", str(paths["valid_dir"]),
+            "--heldout-dir", str(paths["heldout_dir"]), "--token-list", str(paths["token_list"]),
+            "--cmvn", str(paths["cmvn_path"])]
+    for k, v in TINY_CONFIG.items():
+        args += ["--set", f"{k}={v}"] if not isinstance(v, dict) else \
+            [x for kk, vv in v.items() for x in ("--set", f"{k}.{kk}={vv}")]
+    return args
+
+
+def test_two_node_ddp_one_torchrun_per_node_through_srun(slurm_two_nodes, tmp_path):
+    """--num-nodes 2: a 2-node allocation, srun starts one torchrun per node, and they meet at the first
+    node's address (its NodeAddr: these emulated nodes' names do not resolve) as one world of 2 ranks."""
+    nodes = subprocess.run(["sinfo", "-h", "-N", "-o", "%N"], capture_output=True, text=True, env=slurm_two_nodes)
+    assert len(set(nodes.stdout.split())) == 2
+    cmd = [SLURM_PL, "--num-threads", "1", "--num-nodes", "2", str(tmp_path / "log" / "train.log"), sys.executable,
+           "-m", "asr_gr.bin.torchrun", "--nproc-per-node", "1", "--num-nodes", "2", "--port", "29534", "--",
+           "asr_gr.bin.train", *_train_args(tmp_path)]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=slurm_two_nodes, timeout=400)
+    log = (tmp_path / "log" / "train.log").read_text()
+    assert p.returncode == 0, p.stderr + log[-3000:]
+    assert "srun --nodes=2 --ntasks=2 --ntasks-per-node=1" in log and "--rdzv-endpoint 127.0.0.1:29534" in log
+    assert json.loads((tmp_path / "exp" / "train_summary.json").read_text())["world_size"] == 2
+    assert "all 2 ranks agree" in (tmp_path / "exp" / "train.log").read_text()
+    assert _queue_empty(slurm_two_nodes)
 
 
 def _recipe(top, env, *args):

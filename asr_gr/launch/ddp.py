@@ -12,12 +12,19 @@ from asr_gr.utils import ConfigError
 
 
 def first_node() -> str:
-    """The first host of the Slurm allocation (``scontrol show hostnames $SLURM_JOB_NODELIST``)."""
+    """The address of the first node of the Slurm allocation: its ``NodeAddr`` (``scontrol show node``),
+    which is how Slurm itself reaches it, falling back to its name (``scontrol show hostnames
+    $SLURM_JOB_NODELIST``). The two differ where node names do not resolve (e.g. several slurmd
+    emulating nodes on one host, as ``tools/slurm_local.sh --nodes N`` does)."""
     nodes = os.environ.get("SLURM_JOB_NODELIST", "")
     r = subprocess.run(["scontrol", "show", "hostnames", nodes], capture_output=True, text=True)
     hosts = r.stdout.split()
     if r.returncode != 0 or not hosts:
         raise ConfigError(f"cannot list the nodes of the Slurm allocation '{nodes}': {r.stderr.strip()}")
+    r = subprocess.run(["scontrol", "show", "node", "-o", hosts[0]], capture_output=True, text=True)
+    for field in r.stdout.split() if r.returncode == 0 else []:
+        if field.startswith("NodeAddr=") and len(field) > len("NodeAddr="):
+            return field[len("NodeAddr="):]
     return hosts[0]
 
 
