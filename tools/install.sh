@@ -28,6 +28,6 @@ echo "tools/install.sh: installing the pinned environment into $venv (about 2 mi
 "$venv/bin/python" -m pip install -qq --upgrade pip
 "$venv/bin/python" -m pip install -qq -r "$req"
 "$venv/bin/python" -m pip install -qq --no-deps --no-build-isolation -e "$root"
-"$venv/bin/python" -c 'import torch, torchaudio, kaldiio, sentencepiece, yaml, jiwer, soundfile, tqdm, espeakng_loader, matplotlib, flashlight.lib.text.decoder, tensorboard, asr_gr'
+"$venv/bin/python" -c 'import torch, torchaudio, kaldiio, sentencepiece, yaml, jiwer, soundfile, tqdm, espeakng_loader, matplotlib, flashlight.lib.text.decoder, tensorboard, xdist, asr_gr'
 echo "$want" > "$stamp"
 echo "tools/install.sh: done ($("$venv/bin/python" -c 'import torch; print("torch", torch.__version__)'))" >&2
