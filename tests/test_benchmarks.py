@@ -45,3 +45,36 @@ def test_gpu_train_benchmark_runs_on_the_cpu(tmp_path):
     assert row, p.stdout
     steps, sps, audio, wait = int(row[1]), float(row[2]), float(row[3]), float(row[4])
     assert steps >= 3 and sps > 0 and audio > 0 and 0 <= wait < 100
+
+
+def _precision_run(exp, tag, char_errors, word_errors, seconds):
+    """An exp dir as precision_runs.sh leaves it: a scored greedy decode of 'test' and metrics.jsonl."""
+    import json
+
+    sd = exp / tag / "decode_test_greedy" / "score"
+    sd.mkdir(parents=True)
+    per_utt = {f"s{i % 6}-u{i:02d}": {"spk": f"s{i % 6}", "ref_words": 4, "errors": word_errors[i],
+                                        "ref_chars": 20, "char_errors": char_errors[i]} for i in range(len(char_errors))}
+    (sd / "per_utt.json").write_text(json.dumps(per_utt))
+    (exp / tag / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "step": 10, "train_seconds": 5.0}) + "\n" +
+                                             json.dumps({"epoch": 2, "step": 20, "train_seconds": seconds}) + "\n")
+
+
+def test_precision_summary_tables_and_paired_difference(tmp_path):
+    exp = tmp_path / "exp"
+    n = 30
+    _precision_run(exp, "prec_fp32_s1", [2] * n, [1] * n, 16.0)
+    _precision_run(exp, "prec_fp32_s2", [2] * n, [1] * n, 16.0)
+    _precision_run(exp, "prec_bf16_s1", [3] * n, [1] * n, 8.0)  # one char error more per utterance: +5 CER
+    (tmp_path / "times.txt").write_text("stages 1-2: 9 s\nprec_fp32_s1 train_s 20 decode_s 3\n"
+                                        "prec_fp32_s2 train_s 21 decode_s 3\nprec_bf16_s1 train_s 11 decode_s 3\n")
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "precision_summary.py"), "--exp", str(exp),
+                        "--times", str(tmp_path / "times.txt"), "--runs", "fp32:1", "fp32:2", "bf16:1", "bf16:2"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    out = p.stdout
+    assert "| fp32 | 1 | 10.00 [10.00, 10.00] | 25.00 [25.00, 25.00] | 20 | 20 | 0.800 |" in out
+    assert "| bf16 | 1 | 15.00 [15.00, 15.00] | 25.00 [25.00, 25.00] | 20 | 11 | 0.400 |" in out
+    assert "| bf16 | 2 | (no result: see prec_bf16_s2.train.log" in out  # a run that failed is named
+    assert "| fp32 | 2 | 10.00 ± 0.00 | 25.00 ± 0.00 | 0.800 |" in out
+    assert "| bf16 | +5.00 [+5.00, +5.00] [+5.00, +5.00] | +0.00 [+0.00, +0.00] [+0.00, +0.00] |" in out
