@@ -8,4 +8,4 @@ set -euo pipefail
 root=$(cd -P "$(dirname "${BASH_SOURCE[0]}")" && cd .. && pwd)
 "$root/tools/install.sh"
 cd "$root"
-exec "$root/tools/venv/bin/python" -m pytest -q -n 2 --dist loadfile tests "$@"
+exec "$root/tools/venv/bin/python" -m pytest -q -p no:xdist tests "$@"
