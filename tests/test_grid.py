@@ -177,3 +177,92 @@ def test_shipped_grid_files_expand(path):
     systems = grid.expand(g, str(path))
     assert systems[0] == {"aux": "none"} and grid.seeds_of(g, str(path))
     assert len({grid.tag_of(s) for s in systems}) == len(systems)
+
+
+FAKE_ASR = r'''#!/usr/bin/env python3
+# stands in for asr.sh: records when it ran, on which cores and with which arguments
+import json, os, sys, time
+args = sys.argv[1:]
+tag = args[args.index("--tag") + 1] if "--tag" in args else "prep"
+t0 = time.time()
+print(f"fake asr.sh {tag} running", flush=True)
+time.sleep(1.5 if tag != "prep" else 0.3)
+os.makedirs(f"{os.environ['EXP']}/calls", exist_ok=True)
+with open(f"{os.environ['EXP']}/calls/{tag}.json", "w") as f:
+    json.dump({"cores": sorted(os.sched_getaffinity(0)), "t0": t0, "t1": time.time(), "args": args}, f)
+sys.exit(3 if tag == os.environ.get("FAIL_TAG") else 0)
+'''
+
+
+def _fake_grid(tmp_path, monkeypatch, fail_tag=""):
+    (tmp_path / "g.yaml").write_text("systems:\n  - {aux: none}\n  - {aux: mtl, spk_layer: 2}\n"
+                                     "  - {aux: adversarial, spk_layer: 2, semi: true}\n")
+    fake = tmp_path / "asr.sh"
+    fake.write_text(FAKE_ASR)
+    fake.chmod(0o755)
+    monkeypatch.setenv("EXP", str(tmp_path / "exp"))
+    monkeypatch.setenv("FAIL_TAG", fail_tag)
+    return ["--grid", str(tmp_path / "g.yaml"), "--exp-root", str(tmp_path / "exp"), "--jobs", "2",
+            "--cores-per-job", "1", "--", str(fake), "--nj", "1"]
+
+
+def _calls(tmp_path):
+    return {p.stem: json.loads(p.read_text()) for p in (tmp_path / "exp" / "calls").glob("*.json")}
+
+
+@pytest.mark.skipif(len(__import__("os").sched_getaffinity(0)) < 2, reason="needs 2 cores to pin 2 jobs")
+def test_parallel_grid_pins_each_system_to_its_own_cores_and_times_every_part(tmp_path, monkeypatch, capsys):
+    grid.main(_fake_grid(tmp_path, monkeypatch))
+    calls = _calls(tmp_path)
+    assert set(calls) == {"prep", "grid_none", "grid_mtl_l2", "grid_adversarial_l2_semi"}
+    systems = [c for t, c in calls.items() if t != "prep"]
+    # the data preparation ran alone, before every system
+    assert all(calls["prep"]["t1"] <= c["t0"] for c in systems)
+    # one core each; at most 2 systems at once, and two at once did run, on different cores
+    assert all(len(c["cores"]) == 1 for c in calls.values())
+    for a in systems:
+        at_once = [b for b in systems if b["t0"] < a["t1"] and a["t0"] < b["t1"]]
+        assert len(at_once) <= 2
+        assert len({tuple(b["cores"]) for b in at_once}) == len(at_once)
+    assert any(a is not b and b["t0"] < a["t1"] and a["t0"] < b["t1"] for a in systems for b in systems)
+    # the semi-supervised system (the longest) starts first
+    assert min(systems, key=lambda c: c["t0"]) is calls["grid_adversarial_l2_semi"]
+    # every part timed, its output in its own log, finished systems marked
+    rows = [ln.split("\t") for ln in (tmp_path / "exp" / "grid_times.tsv").read_text().splitlines()]
+    assert rows[0] == ["part", "cores", "seconds", "status", "finished"]
+    assert {r[0]: (r[1], r[3]) for r in rows[1:]} == {
+        "prep": ("1", "ok"), "grid_none": ("1", "ok"), "grid_mtl_l2": ("1", "ok"),
+        "grid_adversarial_l2_semi": ("1", "ok"), "summary": ("all", "ok")}
+    assert all(float(r[2]) >= 1.4 for r in rows[1:] if r[0].startswith("grid_"))
+    assert "fake asr.sh grid_mtl_l2 running" in (tmp_path / "exp" / "log" / "grid.grid_mtl_l2.log").read_text()
+    assert (tmp_path / "exp" / "grid_none" / ".grid_done").exists()
+    assert "the parts' times add up to" in capsys.readouterr().err
+
+
+def test_parallel_grid_failure_lets_the_others_finish_and_names_the_log(tmp_path, monkeypatch, capsys):
+    semi = "grid_adversarial_l2_semi"  # starts first and fails: the systems after it still run
+    args = _fake_grid(tmp_path, monkeypatch, fail_tag=semi)
+    args[args.index("--cores-per-job") + 1] = "0"  # no pinning
+    with pytest.raises(SystemExit):
+        grid.main(args)
+    err = capsys.readouterr().err
+    log = tmp_path / "exp" / "log" / f"grid.{semi}.log"
+    assert f"ERROR: grid: 1 part(s) failed: {semi} (exit status 3, log {log})" in err
+    assert _calls(tmp_path)["grid_mtl_l2"]["t0"] >= _calls(tmp_path)[semi]["t1"]
+    assert (tmp_path / "exp" / "grid_none" / ".grid_done").exists()
+    assert (tmp_path / "exp" / "grid_mtl_l2" / ".grid_done").exists()
+    assert not (tmp_path / "exp" / semi / ".grid_done").exists()
+    # the rerun skips the finished systems and keeps their times
+    (tmp_path / "exp" / "calls").rename(tmp_path / "exp" / "calls_1")
+    monkeypatch.setenv("FAIL_TAG", "")
+    grid.main(args)
+    assert set(_calls(tmp_path)) == {"prep", semi}
+    rows = (tmp_path / "exp" / "grid_times.tsv").read_text()
+    assert "grid_none\tall\t" in rows and f"{semi}\tall\t" in rows and "exit 3" not in rows
+
+
+def test_parallel_grid_refuses_more_cores_than_it_has(tmp_path, monkeypatch):
+    args = _fake_grid(tmp_path, monkeypatch)
+    args[args.index("--jobs") + 1] = "1000"
+    with pytest.raises(ConfigError, match=r"--jobs 1000 --cores-per-job 1 needs 1000 cores; this process may use"):
+        grid.main.__wrapped__(args)

@@ -31,14 +31,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
 from asr_gr.bin.results import decode_dir, heldout_acc
 from asr_gr.config import load_yaml
+from asr_gr.launch.local import _kill_groups, interrupts_raise
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
@@ -278,6 +281,103 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
     return md
 
 
+def _pin_sets(jobs: int, cores_per_job: int) -> list[list[int] | None]:
+    """One core set per job slot: slot i gets the i-th run of ``cores_per_job`` cores this process may
+    use; ``[None] * jobs`` when not pinning (cores_per_job 0)."""
+    if jobs < 1 or cores_per_job < 0:
+        raise ConfigError(f"--jobs must be >= 1 and --cores-per-job >= 0, got {jobs} and {cores_per_job}")
+    if not cores_per_job:
+        return [None] * jobs
+    cores = sorted(os.sched_getaffinity(0))
+    if jobs * cores_per_job > len(cores):
+        raise ConfigError(f"--jobs {jobs} --cores-per-job {cores_per_job} needs {jobs * cores_per_job} cores; "
+                          f"this process may use {len(cores)} ({_cores_str(cores)})")
+    return [cores[i * cores_per_job:(i + 1) * cores_per_job] for i in range(jobs)]
+
+
+def _cores_str(cores) -> str:
+    return ",".join(map(str, cores)) if cores else "any"
+
+
+def _quoted(cmd: list[str]) -> str:
+    return " ".join(f"'{c}'" if " " in c or not c else c for c in cmd)
+
+
+TIMES_HEADER = "part\tcores\tseconds\tstatus\tfinished\n"
+
+
+class _Times:
+    """exp/grid_times.tsv: each part's wall time (data preparation, then one row per system and seed,
+    then the summary) on the cores it was pinned to, rewritten atomically after each part; rows of
+    parts skipped by this run are kept from the last one."""
+
+    def __init__(self, path: Path):
+        self.path, self.rows = path, {}
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+                f = line.split("\t")
+                if len(f) == 5:
+                    self.rows[f[0]] = f
+
+    def add(self, part: str, cores, seconds: float, status: str) -> None:
+        self.rows[part] = [part, str(len(cores)) if cores else "all", f"{seconds:.1f}", status,
+                           time.strftime("%Y-%m-%dT%H:%M:%S")]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, TIMES_HEADER + "".join("\t".join(r) + "\n" for r in self.rows.values()))
+
+
+def _start(cmd: list[str], cores, log: Path | None) -> subprocess.Popen:
+    pin = (lambda: os.sched_setaffinity(0, cores)) if cores else None
+    if log is None:
+        return subprocess.Popen(cmd, preexec_fn=pin, start_new_session=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as fh:
+        fh.write(f"# {_quoted(cmd)}\n# cores: {_cores_str(cores)}\n")
+        fh.flush()
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=pin, start_new_session=True)
+
+
+def run_parts(parts: list[tuple[str, list[str]]], jobs: int, pins: list, exp_root: Path,
+              times: _Times) -> list[str]:
+    """Run ``(name, command)`` parts, at most ``jobs`` at once, slot i pinned to ``pins[i]``; with one job a
+    part's output goes to this terminal, else to exp/log/grid.<name>.log. Returns the failed parts'
+    descriptions (the others still run to the end). SIGINT/SIGTERM stop every running part."""
+    todo, running, failed = list(parts), {}, []
+    free = list(range(jobs))
+    with interrupts_raise():
+        try:
+            while todo or running:
+                while todo and free:
+                    name, cmd = todo.pop(0)
+                    slot = free.pop(0)
+                    log = None if jobs == 1 else exp_root / "log" / f"grid.{name}.log"
+                    print(f"grid: {name}: {_quoted(cmd)}" + (f" (cores {_cores_str(pins[slot])}, log {log})"
+                                                              if log else ""), file=sys.stderr)
+                    running[_start(cmd, pins[slot], log)] = (name, cmd, slot, log, time.monotonic())
+                for p in [p for p in running if p.poll() is not None]:
+                    name, cmd, slot, log, t0 = running.pop(p)
+                    free.append(slot)
+                    free.sort()
+                    secs = time.monotonic() - t0
+                    times.add(name, pins[slot], secs, "ok" if p.returncode == 0 else f"exit {p.returncode}")
+                    if p.returncode == 0:
+                        if "--tag" in cmd:
+                            done = exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done"
+                            done.parent.mkdir(parents=True, exist_ok=True)
+                            done.touch()
+                        if jobs > 1:
+                            print(f"grid: {name} finished in {secs:.0f} s", file=sys.stderr)
+                    else:
+                        failed.append(f"{name} (exit status {p.returncode}" + (f", log {log})" if log else ")"))
+                        print(f"grid: {name} FAILED with exit status {p.returncode}", file=sys.stderr)
+                if running:
+                    time.sleep(0.2)
+        except BaseException:
+            _kill_groups(list(running))
+            raise
+    return failed
+
+
 @main_guard
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -288,10 +388,17 @@ def main(argv=None):
     ap.add_argument("--grid", required=True)
     ap.add_argument("--exp-root", default="exp")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="systems trained at once, each its own asr.sh (after the data preparation, which runs "
+                         "alone); output to exp/log/grid.<tag>.log when > 1. Give asr.sh --nj = --cores-per-job")
+    ap.add_argument("--cores-per-job", type=int, default=0,
+                    help="pin every part to this many cores of its own (slot i: the i-th block of cores this "
+                         "process may use); 0: no pinning")
     args = ap.parse_args(argv[:cut])
     base = argv[cut + 1:]
     grid = load_yaml(args.grid)
     systems = expand(grid, args.grid)
+    pins = _pin_sets(args.jobs, args.cores_per_job)
     config = grid.get("config", "conf/train.yaml")
     untr = grid.get("untranscribed_set", "untranscribed")
     test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
@@ -299,27 +406,36 @@ def main(argv=None):
     setup = grid.get("decode_setup")
     exp_root = Path(args.exp_root)
     seeds = seeds_of(grid, args.grid)
-    cmds = [base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr]]
+    prep = ("prep", base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr])
+    parts = []
     for s in systems:
         for seed in seeds:
             done = exp_root / tag_of(s, seed) / ".grid_done"
             if done.exists():
                 print(f"grid: {tag_of(s, seed)} is done; skipping", file=sys.stderr)
                 continue
-            cmds.append(base + ["--stage", "3", "--stop-stage", "6"] + system_args(s, config, untr, seed))
-    for cmd in cmds:
-        print("grid: " + " ".join(f"'{c}'" if " " in c or not c else c for c in cmd), file=sys.stderr)
-        if args.dry_run:
-            continue
-        rc = subprocess.run(cmd).returncode
-        if rc != 0:
-            raise TrainingError(f"grid: '{' '.join(cmd[:1] + cmd[-12:])}' failed with exit status {rc}; "
-                                "fix it and rerun: finished systems are skipped")
-        if "--tag" in cmd:
-            (exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done").touch()
-    if not args.dry_run:
-        print(summarise(systems, exp_root, test_set, heldout_set, seeds, config, setup), end="")
-        write_record(exp_root, "asr_gr.bin.grid", argv, args, config=grid)
+            parts.append((tag_of(s, seed), base + ["--stage", "3", "--stop-stage", "6"] +
+                          system_args(s, config, untr, seed)))
+    if args.jobs > 1:  # the longest first (semi-supervised systems also train on the untranscribed set)
+        parts.sort(key=lambda p: "--untranscribed-set" not in p[1])
+    if args.dry_run:
+        for name, cmd in [prep] + parts:
+            print(f"grid: {name}: {_quoted(cmd)}", file=sys.stderr)
+        return
+    times = _Times(exp_root / "grid_times.tsv")
+    t0 = time.monotonic()
+    for batch, jobs in (([prep], 1), (parts, args.jobs)):
+        failed = run_parts(batch, jobs, pins, exp_root, times)
+        if failed:
+            raise TrainingError(f"grid: {len(failed)} part(s) failed: {'; '.join(failed)}; fix and rerun: "
+                                "finished systems are skipped")
+    a = time.monotonic()
+    print(summarise(systems, exp_root, test_set, heldout_set, seeds, config, setup), end="")
+    write_record(exp_root, "asr_gr.bin.grid", argv, args, config=grid)
+    times.add("summary", None, time.monotonic() - a, "ok")
+    total = sum(float(r[2]) for r in times.rows.values())
+    print(f"grid: wall time {time.monotonic() - t0:.0f} s; the parts' times add up to {total:.0f} s "
+          f"({exp_root / 'grid_times.tsv'})", file=sys.stderr)
 
 
 if __name__ == "__main__":

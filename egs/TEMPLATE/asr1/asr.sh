@@ -213,12 +213,16 @@ fi
 if [ ${stage} -le 6 ] && [ ${stop_stage} -ge 6 ]; then
   [ -n "${probe_sets}" ] || log "stage 6: no --probe-sets and no --heldout-set; nothing to probe"
   mkdir -p exp/log
-  for a in ${aux}; do echo exp/$(tag_for ${a}); done > exp/log/probe.systems
+  # the systems' list and logs are named by the systems, so that runs for other systems at the same
+  # time (a parallel grid) keep their own: exp/log/probe_<set>.<tag>[+<tag>...].J.log
+  sys_key=$(for a in ${aux}; do tag_for ${a}; done | paste -sd+ -)
+  systems=exp/log/probe.${sys_key}.systems
+  for a in ${aux}; do echo exp/$(tag_for ${a}); done > ${systems}
   for s in ${probe_sets}; do
-    # one job of decode_cmd per system (JOB over the systems listed in exp/log/probe.systems)
-    log "stage 6: speaker probing per layer on ${s} of $(echo $(cat exp/log/probe.systems)) -> <exp>/probe_${s} (logs: exp/log/probe_${s}.*.log)"
-    ${decode_cmd} JOB=1:$(wc -l < exp/log/probe.systems) exp/log/probe_${s}.JOB.log \
-      python -m asr_gr.bin.probe --exp-dir '$(sed -n JOBp exp/log/probe.systems)' --checkpoint ${checkpoint} \
+    # one job of decode_cmd per system (JOB over the systems listed in ${systems})
+    log "stage 6: speaker probing per layer on ${s} of $(echo $(cat ${systems})) -> <exp>/probe_${s} (logs: exp/log/probe_${s}.${sys_key}.*.log)"
+    ${decode_cmd} JOB=1:$(wc -l < ${systems}) exp/log/probe_${s}.${sys_key}.JOB.log \
+      python -m asr_gr.bin.probe --exp-dir "\$(sed -n JOBp ${systems})" --checkpoint ${checkpoint} \
       --data-dir dump/fbank/${s} ${probe_opts}
     if [ $(echo ${aux} | wc -w) -gt 1 ]; then
       python -m asr_gr.bin.probe --set ${s} --out exp/probe_compare_${s}.png \

@@ -6,13 +6,15 @@
 #   ./run.sh --stage 3 --stop-stage 3 --aux adversarial
 #   ./run.sh --corpus-opts "--tiny"                   # a few speakers, for a quick look
 #   ./run.sh --grid conf/grid.yaml                    # the ablation grid (exp/grid.md)
+#   ./run.sh --grid conf/grid.yaml --grid-opts "--jobs 4 --cores-per-job 2"   # 4 systems at once
 #
-# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts and --grid (./run.sh --help lists all).
+# Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts, --grid and --grid-opts (./run.sh --help lists all).
 set -euo pipefail
 cd "$(dirname "$0")"
 
 corpus_opts=""          # options for asr_gr.bin.make_mini_synth (local/data_prep.sh), e.g. "--tiny"
 grid=""                 # a grid file (conf/grid.yaml): train, decode, score and probe every system it lists
+grid_opts=""            # options for asr_gr.bin.grid, e.g. "--jobs 4 --cores-per-job 2" (4 systems at once)
 _help=false          # (names starting with _ are not options)
 args=()
 while [ $# -gt 0 ]; do
@@ -22,6 +24,8 @@ while [ $# -gt 0 ]; do
     --corpus-opts=*) corpus_opts="${1#*=}"; shift ;;
     --grid) grid="$2"; shift 2 ;;
     --grid=*) grid="${1#*=}"; shift ;;
+    --grid-opts) grid_opts="$2"; shift 2 ;;
+    --grid-opts=*) grid_opts="${1#*=}"; shift ;;
     *) args+=("$1"); shift ;;
   esac
 done
@@ -44,6 +48,6 @@ fi
 
 if [ -n "${grid}" ]; then
   . ./path.sh
-  exec python -m asr_gr.bin.grid --grid "${grid}" -- "${recipe[@]}" "${args[@]+"${args[@]}"}"
+  exec python -m asr_gr.bin.grid --grid "${grid}" ${grid_opts} -- "${recipe[@]}" "${args[@]+"${args[@]}"}"
 fi
 exec "${recipe[@]}" "${args[@]+"${args[@]}"}"
