@@ -1,6 +1,7 @@
 """The ablation grid: expansion, exp dir names, bad grid files, and the summary table."""
 
 import json
+import os
 import re
 
 import numpy as np
@@ -226,17 +227,19 @@ def test_parallel_grid_pins_each_system_to_its_own_cores_and_times_every_part(tm
         assert len({tuple(b["cores"]) for b in at_once}) == len(at_once)
     assert any(a is not b and b["t0"] < a["t1"] and a["t0"] < b["t1"] for a in systems for b in systems)
     # the semi-supervised system (the longest) starts first
-    assert min(systems, key=lambda c: c["t0"]) is calls["grid_adversarial_l2_semi"]
+    err = capsys.readouterr().err
+    started = [ln.split(":")[1].strip() for ln in err.splitlines() if ln.startswith("grid: grid_") and "(cores" in ln]
+    assert started == ["grid_adversarial_l2_semi", "grid_none", "grid_mtl_l2"]
     # every part timed, its output in its own log, finished systems marked
     rows = [ln.split("\t") for ln in (tmp_path / "exp" / "grid_times.tsv").read_text().splitlines()]
     assert rows[0] == ["part", "cores", "seconds", "status", "finished"]
     assert {r[0]: (r[1], r[3]) for r in rows[1:]} == {
         "prep": ("1", "ok"), "grid_none": ("1", "ok"), "grid_mtl_l2": ("1", "ok"),
-        "grid_adversarial_l2_semi": ("1", "ok"), "summary": ("all", "ok")}
+        "grid_adversarial_l2_semi": ("1", "ok"), "summary": (str(len(os.sched_getaffinity(0))), "ok")}
     assert all(float(r[2]) >= 1.4 for r in rows[1:] if r[0].startswith("grid_"))
     assert "fake asr.sh grid_mtl_l2 running" in (tmp_path / "exp" / "log" / "grid.grid_mtl_l2.log").read_text()
     assert (tmp_path / "exp" / "grid_none" / ".grid_done").exists()
-    assert "the parts' times add up to" in capsys.readouterr().err
+    assert "the parts' times add up to" in err
 
 
 def test_parallel_grid_failure_lets_the_others_finish_and_names_the_log(tmp_path, monkeypatch, capsys):
@@ -258,7 +261,13 @@ def test_parallel_grid_failure_lets_the_others_finish_and_names_the_log(tmp_path
     grid.main(args)
     assert set(_calls(tmp_path)) == {"prep", semi}
     rows = (tmp_path / "exp" / "grid_times.tsv").read_text()
-    assert "grid_none\tall\t" in rows and f"{semi}\tall\t" in rows and "exit 3" not in rows
+    n = len(os.sched_getaffinity(0))
+    assert f"grid_none\t{n}\t" in rows and f"{semi}\t{n}\t" in rows and "exit 3" not in rows
+    # with every system done, a rerun only summarises: the preparation's time stays that of its last run
+    prep = [r for r in rows.splitlines() if r.startswith("prep\t")]
+    grid.main(args)
+    assert set(_calls(tmp_path)) == {"prep", semi}
+    assert [r for r in (tmp_path / "exp" / "grid_times.tsv").read_text().splitlines() if r.startswith("prep\t")] == prep
 
 
 def test_parallel_grid_refuses_more_cores_than_it_has(tmp_path, monkeypatch):

@@ -308,8 +308,9 @@ TIMES_HEADER = "part\tcores\tseconds\tstatus\tfinished\n"
 
 class _Times:
     """exp/grid_times.tsv: each part's wall time (data preparation, then one row per system and seed,
-    then the summary) on the cores it was pinned to, rewritten atomically after each part; rows of
-    parts skipped by this run are kept from the last one."""
+    then the summary) and the number of cores it ran on (pinned, else all this process may use),
+    rewritten atomically after each part; rows of parts this run did not do are kept from the last run
+    that did them (their sum is the grid's time on one slot of that many cores)."""
 
     def __init__(self, path: Path):
         self.path, self.rows = path, {}
@@ -320,7 +321,8 @@ class _Times:
                     self.rows[f[0]] = f
 
     def add(self, part: str, cores, seconds: float, status: str) -> None:
-        self.rows[part] = [part, str(len(cores)) if cores else "all", f"{seconds:.1f}", status,
+        cores = cores or sorted(os.sched_getaffinity(0))  # not pinned: every core this process may use
+        self.rows[part] = [part, str(len(cores)), f"{seconds:.1f}", status,
                            time.strftime("%Y-%m-%dT%H:%M:%S")]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, TIMES_HEADER + "".join("\t".join(r) + "\n" for r in self.rows.values()))
@@ -424,7 +426,8 @@ def main(argv=None):
         return
     times = _Times(exp_root / "grid_times.tsv")
     t0 = time.monotonic()
-    for batch, jobs in (([prep], 1), (parts, args.jobs)):
+    steps = [([prep], 1), (parts, args.jobs)] if parts else []  # every system done: the summary alone
+    for batch, jobs in steps:
         failed = run_parts(batch, jobs, pins, exp_root, times)
         if failed:
             raise TrainingError(f"grid: {len(failed)} part(s) failed: {'; '.join(failed)}; fix and rerun: "
