@@ -4,7 +4,8 @@
         --runs fp32:1 fp32:2 bf16:1 bf16:2
 
 Per run: test-set CER and WER (greedy) with their 95 % bootstrap intervals over utterances, training
-steps, stage 3's wall time and the trainer's seconds per step (metrics.jsonl: training only, no validation). Per precision: mean and s.d. over seeds. Then the paired
+steps, stage 3's wall time and the trainer's seconds per step (metrics.jsonl: training only, no
+validation). Per precision: mean and s.d. over seeds. Then the paired
 comparison of each other precision with fp32 on seed-averaged errors (95 % CI over utterances, then over
 speakers), for CER and WER.
 """
@@ -16,20 +17,7 @@ import json
 import statistics
 from pathlib import Path
 
-import numpy as np
-
-from asr_gr.score.significance import System, load_system, paired_bootstrap, wer_interval
-
-
-def char_system(word: System, per_utt_path: Path) -> System:
-    d = json.loads(per_utt_path.read_text())
-    return System(word.name, word.utts, word.spk, np.array([d[u]["ref_chars"] for u in word.utts]),
-                  np.array([d[u]["char_errors"] for u in word.utts]))
-
-
-def averaged(systems: list[System], name: str) -> System:
-    s0 = systems[0]
-    return System(name, s0.utts, s0.spk, s0.ref, np.mean([s.err for s in systems], axis=0))
+from asr_gr.score.significance import load_system, paired_bootstrap, seed_average, wer_interval
 
 
 def main(argv=None):
@@ -53,7 +41,7 @@ def main(argv=None):
             rows.append(f"| {p} | {s} | (no result: see {tag}.train.log / {tag}.decode.log) | | | | |")
             continue
         w = load_system(sd, tag)
-        c = char_system(w, sd / "per_utt.json")
+        c = load_system(sd, tag, unit="char")
         last = json.loads((Path(args.exp) / tag / "metrics.jsonl").read_text().splitlines()[-1])
         steps, step_s = last["step"], last["train_seconds"] / last["step"]
         train_s, dec_s = times.get(tag, (float("nan"), float("nan")))
@@ -83,8 +71,8 @@ def main(argv=None):
                 continue
             cells = []
             for k in (1, 0):  # CER, WER
-                a = averaged([x[k] for x in by_prec["fp32"]], "fp32")
-                b = averaged([x[k] for x in rs], p)
+                a = seed_average([x[k] for x in by_prec["fp32"]], "fp32")
+                b = seed_average([x[k] for x in rs], p)
                 res = paired_bootstrap(a, b)
                 cells.append(f"{res.delta:+.2f} [{res.ci[0]:+.2f}, {res.ci[1]:+.2f}] {res.spk_ci_text()}")
             print(f"| {p} | {cells[0]} | {cells[1]} |")

@@ -145,17 +145,6 @@ def _mean_sd(values: list) -> str:
     return f"{m:.2f} ± {sd:.2f}"
 
 
-def _seed_average(systems_per_seed: list, name: str):
-    """One System whose per-utterance errors are the mean over seeds (the same utterances in each)."""
-    from asr_gr.score.significance import System, _check_paired
-
-    first = systems_per_seed[0]
-    for other in systems_per_seed[1:]:
-        _check_paired(first, other)
-    err = sum(x.err.astype(float) for x in systems_per_seed) / len(systems_per_seed)
-    return System(name, first.utts, first.spk, first.ref, err)
-
-
 def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[str]:
     """Per probe set (every exp/<run>/probe_<set>/probe.tsv): per run (system x seed) and layer the
     linear-probe accuracy and the verification EER with 95 % CIs, the paired difference to the
@@ -218,7 +207,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
     p-value, the effective encoder-gradient scale of the speaker head, speaker accuracy of the aux
     head; then per probe set, probe accuracy and EER per layer with CIs (exp/grid_probe_<set>.png)."""
     from asr_gr.models.speaker import encoder_grad_scale
-    from asr_gr.score.significance import load_system, paired_bootstrap
+    from asr_gr.score.significance import load_system, paired_bootstrap, seed_average
 
     seeds = seeds or [None]
     base_conf = (load_yaml(config) if config and Path(config).exists() else {}).get("aux_conf") or {}
@@ -231,7 +220,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
     def averaged(s, setup):
         runs = [load_system(score_dir(s, seed, setup), tag_of(s, seed)) for seed in seeds
                 if (score_dir(s, seed, setup) / "per_utt.json").exists()]
-        return (_seed_average(runs, tag_of(s)), len(runs)) if runs else (None, 0)
+        return (seed_average(runs, tag_of(s)), len(runs)) if runs else (None, 0)
 
     base = next((s for s in systems if s["aux"] == "none"), None)
     n_seeds = len(seeds) if seeds != [None] else 1

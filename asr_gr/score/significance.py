@@ -46,11 +46,16 @@ class System:
         return out
 
 
-def system_from_per_utt(name: str, per_utt: dict) -> System:
+UNITS = {"word": ("ref_words", "errors"), "char": ("ref_chars", "char_errors")}
+
+
+def system_from_per_utt(name: str, per_utt: dict, unit: str = "word") -> System:
+    """A System of per_utt.json's word errors, or with ``unit="char"`` its character errors (CER)."""
+    ref, err = UNITS[unit]
     utts = sorted(per_utt)
     return System(name, utts, [per_utt[u]["spk"] for u in utts],
-                  np.array([per_utt[u]["ref_words"] for u in utts], dtype=np.int64),
-                  np.array([per_utt[u]["errors"] for u in utts], dtype=np.int64))
+                  np.array([per_utt[u][ref] for u in utts], dtype=np.int64),
+                  np.array([per_utt[u][err] for u in utts], dtype=np.int64))
 
 
 def subset(system: System, speakers) -> System:
@@ -61,13 +66,13 @@ def subset(system: System, speakers) -> System:
                   system.ref[idx], system.err[idx])
 
 
-def load_system(score_dir, name: str | None = None) -> System:
+def load_system(score_dir, name: str | None = None, unit: str = "word") -> System:
     p = Path(score_dir) / "per_utt.json"
     if not p.exists():
         raise DataError(p, None, "per_utt.json does not exist (rerun stage 5 scoring)")
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
-        return system_from_per_utt(name or Path(score_dir).name, data)
+        return system_from_per_utt(name or Path(score_dir).name, data, unit)
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise DataError(p, None, f"not a per_utt.json of asr_gr.bin.score: {e}") from None
 
@@ -117,6 +122,16 @@ def _check_paired(a: System, b: System) -> None:
         raise DataError(f"{b.name}/per_utt.json", None,
                         f"systems '{a.name}' and '{b.name}' have different reference word counts "
                         f"(different normalisation?)")
+
+
+def seed_average(systems_per_seed: list[System], name: str) -> System:
+    """One System whose per-utterance errors are the mean over the runs (seeds) of one system, scored on
+    the same utterances; the paired tests then compare seed-averaged systems."""
+    first = systems_per_seed[0]
+    for other in systems_per_seed[1:]:
+        _check_paired(first, other)
+    err = sum(x.err.astype(float) for x in systems_per_seed) / len(systems_per_seed)
+    return System(name, first.utts, first.spk, first.ref, err)
 
 
 def wer_interval(system: System, num_samples: int = 1000, seed: int = 0,
