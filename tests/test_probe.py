@@ -74,6 +74,21 @@ def test_eer_by_hand():
     assert math.isnan(eer([0.3, 0.4], [0, 0]))  # no target trial: undefined, not 0
 
 
+def test_bootstrap_eer_of_a_speaker_draw_is_the_eer_of_its_trials_repeated():
+    """Each draw's EER (one matrix product over per-speaker counts) equals the plain EER of the trials
+    with every speaker's trials repeated as often as the draw picked that speaker."""
+    rng = np.random.default_rng(3)
+    gid = rng.integers(0, 7, 400)
+    target = rng.random(400) < 0.2
+    scores = np.round(rng.standard_normal(400) + 1.5 * target, 1)  # ties between operating points
+    g, counts = P.speaker_draws([f"s{i}" for i in gid], 20, seed=5)
+    fast = P._eers_of_draws(scores, target, g, counts)
+    for b in range(20):
+        reps = counts[b, g].astype(int)
+        ref = eer(np.repeat(scores, reps), np.repeat(target, reps))
+        assert fast[b] == pytest.approx(ref, abs=1e-9) or (math.isnan(fast[b]) and math.isnan(ref))
+
+
 def _embeddings(n_spk, per_spk, sep, seed=0, dim=16):
     rng = np.random.default_rng(seed)
     centre = rng.standard_normal((n_spk, dim)) * sep

@@ -216,16 +216,6 @@ def eer(scores, target) -> float:
     return float(_roc_eer(np.cumsum(t)[ends][None], np.cumsum(1 - t)[ends][None])[0])
 
 
-def _weighted_eers(scores, target, weights: np.ndarray) -> np.ndarray:
-    """EER % for every row of trial weights (B, n) (bootstrap multiplicities)."""
-    order, ends = _sorted_groups(np.asarray(scores, dtype=np.float64))
-    t = np.asarray(target, dtype=bool)[order]
-    w = weights[:, order]
-    cum_t = np.cumsum(w * t, axis=1)[:, ends]
-    cum_n = np.cumsum(w * ~t, axis=1)[:, ends]
-    return _roc_eer(cum_t, cum_n)
-
-
 def speaker_draws(groups: list, num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Bootstrap draws of speakers: (the group index of every item, counts (B, S) of each speaker)."""
     names = sorted(set(groups))
@@ -238,11 +228,45 @@ def speaker_draws(groups: list, num_samples: int, seed: int) -> tuple[np.ndarray
     return gid, counts
 
 
-def _eers_of_draws(scores, target, gid, counts, chunk: int = 100) -> np.ndarray:
-    out = []
-    for i in range(0, len(counts), chunk):
-        out.append(_weighted_eers(scores, target, counts[i:i + chunk][:, gid]))
-    return np.concatenate(out)
+def _eers_of_draws(scores, target, gid, counts) -> np.ndarray:
+    """EER % of every bootstrap draw of speakers (``counts`` (B, S): how often each speaker is drawn; a
+    trial of speaker ``gid[i]`` counts that many times), as :func:`eer` of the trials so repeated.
+
+    A draw's cumulative target / non-target weight at operating point k is its counts times the
+    per-speaker cumulative trial counts there, so the crossing of miss and false-alarm rates is found by
+    bisection over the points (the miss rate falls and the false-alarm rate rises with k), in exact
+    integer arithmetic: O(B S log K) instead of the O(B K) of building every draw's curve."""
+    order, ends = _sorted_groups(np.asarray(scores, dtype=np.float64))
+    t = np.asarray(target, dtype=bool)[order]
+    g = np.asarray(gid)[order]
+    n_spk, n_pts = counts.shape[1], len(ends)
+    # per speaker, its target / non-target trials at or above each point; row 0: accept nothing
+    ct = np.zeros((n_pts + 1, n_spk))
+    cn = np.zeros((n_pts + 1, n_spk))
+    np.add.at(ct, (1 + np.searchsorted(ends, np.flatnonzero(t)), g[t]), 1.0)
+    np.add.at(cn, (1 + np.searchsorted(ends, np.flatnonzero(~t)), g[~t]), 1.0)
+    ct, cn = np.cumsum(ct, axis=0), np.cumsum(cn, axis=0)
+    c = counts.astype(np.float64)
+    tot_t, tot_n = c @ ct[-1], c @ cn[-1]
+
+    def at(k):  # (cumulative target weight, cumulative non-target weight) of every draw at its point k
+        return np.einsum("bs,bs->b", c, ct[k]), np.einsum("bs,bs->b", c, cn[k])
+
+    # first point k >= 1 where the miss rate <= the false-alarm rate: 1 - wt/T <= wn/N, i.e.
+    # N wt + T wn >= N T (exact: integer weights); it holds at k = K, where wt = T and wn = N
+    lo, hi = np.ones(len(c), dtype=np.int64), np.full(len(c), n_pts, dtype=np.int64)
+    while np.any(lo < hi):
+        mid = (lo + hi) // 2
+        wt, wn = at(mid)
+        ok = tot_n * wt + tot_t * wn >= tot_n * tot_t
+        hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid + 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        (wt0, wn0), (wt1, wn1) = at(lo - 1), at(lo)
+        far0, far1 = wn0 / tot_n, wn1 / tot_n
+        d0, d1 = (1.0 - wt0 / tot_t) - far0, (1.0 - wt1 / tot_t) - far1
+        frac = np.where(d1 == 0, 1.0, d0 / (d0 - d1))
+        out = 100.0 * (far0 + frac * (far1 - far0))
+    return np.where((tot_t <= 0) | (tot_n <= 0), np.nan, out)
 
 
 def eer_ci(scores, target, groups, num_samples: int = 1000, seed: int = 0) -> tuple[float, tuple]:
