@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from conftest import TINY_RECIPE_CONF, copy_recipe
+from conftest import copy_recipe_run
 
 from asr_gr.config import load_yaml
 from asr_gr.data.kaldi_dir import read_table
@@ -28,12 +28,11 @@ def _run(recipe, *args):
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    """The tiny mini_synth recipe through stage 4 for one system with a speaker head."""
-    d = copy_recipe("mini_synth", tmp_path_factory.mktemp("repo"))
-    (d / "conf" / "tiny.yaml").write_text(TINY_RECIPE_CONF)
-    _run(d, "--aux", "mtl", "--stop-stage", "4")
-    return d
+def recipe(mini_synth_master, tmp_path_factory):
+    """The tiny mini_synth recipe through stage 4 (and 5) with a system with a speaker head (tiny_mtl):
+    this module's own copy of the session's run (conftest.mini_synth_master)."""
+    assert mini_synth_master.process.returncode == 0, mini_synth_master.process.stderr[-3000:]
+    return copy_recipe_run(mini_synth_master, tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import TINY_RECIPE_CONF as TINY_CONF, copy_recipe
+from conftest import copy_recipe_run
 
 from asr_gr.data.kaldi_dir import read_table
 
@@ -15,10 +15,11 @@ LM_SETUP = "beam20_lm1_ws0"  # run.sh's LM decoding setup
 
 
 @pytest.fixture(scope="module")
-def recipe(tmp_path_factory):
-    d = copy_recipe("mini_synth", tmp_path_factory.mktemp("repo"))
-    (d / "conf" / "tiny.yaml").write_text(TINY_CONF)
-    return d
+def recipe(mini_synth_master, tmp_path_factory):
+    """This module's own copy of the session's tiny recipe run (conftest.mini_synth_master: ./run.sh, all
+    stages it runs by default, three systems), for the tests below that rerun stages and change files."""
+    assert mini_synth_master.process.returncode == 0, mini_synth_master.process.stderr[-3000:]
+    return copy_recipe_run(mini_synth_master, tmp_path_factory.mktemp("repo"))
 
 
 def _run(recipe, *args, check=True):
@@ -27,8 +28,10 @@ def _run(recipe, *args, check=True):
                            *args], cwd=recipe, env=env, capture_output=True, text=True, check=check)
 
 
-def test_run_sh_all_stages_three_systems(recipe):
-    p = _run(recipe, check=False)
+def test_run_sh_all_stages_three_systems(mini_synth_master):
+    """./run.sh with its default stages and systems (the session's run: conftest.MINI_SYNTH_MASTER_ARGS,
+    i.e. _run's options with --nj 2 and training on 1 thread as --nj 1 has it)."""
+    p, recipe = mini_synth_master.process, mini_synth_master.dir
     assert p.returncode == 0, p.stderr[-3000:]
     results = (recipe / "exp" / "RESULTS.md").read_text()
     for aux in ("none", "mtl", "adversarial"):

@@ -19,17 +19,22 @@ ROOT = Path(__file__).resolve().parents[1]
 SLURM_PL = str(ROOT / "utils" / "slurm.pl")
 
 
-@pytest.fixture(scope="module")
-def slurm_env(tmp_path_factory):
-    d = tmp_path_factory.mktemp("slurm")
+def _cluster(tmp_path_factory, name, *extra):
+    """Start a local Slurm cluster (tools/slurm_local.sh start DIR [extra]) for a module; yields the env
+    that reaches it, stops it afterwards; skips with the tool's reason where it cannot start one."""
+    d = tmp_path_factory.mktemp(name)
     tool = str(ROOT / "tools" / "slurm_local.sh")
-    p = subprocess.run([tool, "start", str(d)], capture_output=True, text=True, timeout=900)
+    p = subprocess.run([tool, "start", str(d), *extra], capture_output=True, text=True, timeout=900)
     if p.returncode == 2:
         pytest.skip(p.stderr.strip())
     assert p.returncode == 0, p.stderr
-    env = dict(os.environ, SLURM_CONF=str(d / "slurm.conf"), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    yield env
+    yield dict(os.environ, SLURM_CONF=str(d / "slurm.conf"), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
     subprocess.run([tool, "stop", str(d)], capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def slurm_env(tmp_path_factory):
+    yield from _cluster(tmp_path_factory, "slurm")
 
 
 def _queue(env) -> list[str]:
@@ -106,14 +111,7 @@ def test_two_process_gloo_ddp_through_srun(slurm_env, tmp_path):
 @pytest.fixture(scope="module")
 def slurm_two_nodes(tmp_path_factory):
     """A second cluster: two nodes emulated on this host (one slurmd each, tools/slurm_local.sh --nodes 2)."""
-    d = tmp_path_factory.mktemp("slurm2")
-    tool = str(ROOT / "tools" / "slurm_local.sh")
-    p = subprocess.run([tool, "start", str(d), "--nodes", "2"], capture_output=True, text=True, timeout=900)
-    if p.returncode == 2:
-        pytest.skip(p.stderr.strip())
-    assert p.returncode == 0, p.stderr
-    yield dict(os.environ, SLURM_CONF=str(d / "slurm.conf"), PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
-    subprocess.run([tool, "stop", str(d)], capture_output=True, timeout=60)
+    yield from _cluster(tmp_path_factory, "slurm2", "--nodes", "2")
 
 
 def _train_args(tmp_path) -> list[str]:
@@ -147,21 +145,32 @@ def test_two_node_ddp_one_torchrun_per_node_through_srun(slurm_two_nodes, tmp_pa
     assert _queue_empty(slurm_two_nodes)
 
 
-def _recipe(top, env, *args):
+def _slurm_recipe(top, env):
+    """The tiny mini_synth recipe, stages 1-7, every job through Slurm (--cmd-backend slurm). For what the
+    test compares, the options of the session's local run (conftest.MINI_SYNTH_MASTER_ARGS): --nj 2,
+    training on 1 thread (bit-identical training), greedy decoding of dev, test and train_heldout. Left
+    out, to be quick: the third system, the LM and beam decoding (--beam-size 1: greedy is the main
+    setup, stage 7 compares it), the feature sets no stage here uses (--extra-sets ""), probing of test."""
     d = copy_recipe("mini_synth", top)
     (d / "conf" / "tiny.yaml").write_text(TINY_RECIPE_CONF)
     p = subprocess.run(["./run.sh", "--corpus-opts", "--tiny", "--train-config", "conf/tiny.yaml", "--nj", "2",
-                        "--aux", "none mtl", "--probe-sets", "dev test", "--stop-stage", "7", "--use-lm", "false",
-                        "--probe-opts", "--epochs 20 --num-samples 100",
-                        "--train-opts", "--set num_threads=1", *args],  # 1 thread: bit-identical training
+                        "--aux", "none mtl", "--probe-sets", "dev", "--stop-stage", "7", "--use-lm", "false",
+                        "--beam-size", "1", "--extra-sets", "", "--probe-opts", "--epochs 20 --num-samples 100",
+                        "--train-opts", "--set num_threads=1",  # 1 thread: bit-identical training
+                        "--cmd-backend", "slurm"],
                        cwd=d, env=env, capture_output=True, text=True, timeout=1500)
     assert p.returncode == 0, p.stderr[-4000:]
     return d
 
 
-def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, tmp_path):
-    local = _recipe(tmp_path / "local", slurm_env)
-    slurm = _recipe(tmp_path / "slurm", slurm_env, "--cmd-backend", "slurm")
+def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, request, tmp_path):
+    """The local run is the session's (conftest.mini_synth_master, the same options for what is compared
+    here; it also trains tiny_adversarial and decodes with the LM, and stops after stage 5: only the
+    decodes, their scores and the features are compared)."""
+    master = request.getfixturevalue("mini_synth_master")  # after slurm_env: no local run where that skips
+    assert master.process.returncode == 0, master.process.stderr[-4000:]
+    local = master.dir
+    slurm = _slurm_recipe(tmp_path / "slurm", slurm_env)
     for sysname in ("tiny_none", "tiny_mtl"):
         for s in ("dev", "test", "train_heldout"):
             a, b = local / "exp" / sysname / f"decode_{s}_greedy", slurm / "exp" / sysname / f"decode_{s}_greedy"
@@ -172,7 +181,7 @@ def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, tmp_path):
         assert "slurm job" in (slurm / "exp" / sysname / "decode_test_greedy" / "log" / "decode.2.log").read_text()
         assert "slurm job" in (slurm / "exp" / sysname / "log" / "train.log").read_text()
     assert "slurm job" in (slurm / "dump" / "fbank" / "train" / "log" / "fbank.2.log").read_text()
-    assert "slurm job" in (slurm / "exp" / "log" / "probe_dev.2.log").read_text()
+    assert "slurm job" in (slurm / "exp" / "log" / "probe_dev.tiny_none+tiny_mtl.2.log").read_text()
     assert read_table(local / "dump" / "fbank" / "test" / "utt2num_frames") == \
         read_table(slurm / "dump" / "fbank" / "test" / "utt2num_frames")
     assert (slurm / "exp" / "compare.md").exists()
