@@ -41,7 +41,7 @@ from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
 from asr_gr.bin.results import decode_dir, heldout_acc
 from asr_gr.config import load_yaml
-from asr_gr.launch.local import _kill_groups, interrupts_raise
+from asr_gr.launch.local import kill_groups, interrupts_raise
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
@@ -328,32 +328,32 @@ def _start(cmd: list[str], cores, log: Path | None) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=pin, start_new_session=True)
 
 
-def run_parts(parts: list[tuple[str, list[str]]], jobs: int, pins: list, exp_root: Path,
+def run_parts(parts: list[tuple[str, list[str], Path | None]], jobs: int, pins: list, exp_root: Path,
               times: _Times) -> list[str]:
-    """Run ``(name, command)`` parts, at most ``jobs`` at once, slot i pinned to ``pins[i]``; with one job a
-    part's output goes to this terminal, else to exp/log/grid.<name>.log. Returns the failed parts'
-    descriptions (the others still run to the end). SIGINT/SIGTERM stop every running part."""
+    """Run ``(name, command, done marker)`` parts, at most ``jobs`` at once, slot i pinned to ``pins[i]``;
+    a part that succeeds gets its marker (if any) touched. With one job a part's output goes to this
+    terminal, else to exp/log/grid.<name>.log. Returns the failed parts' descriptions (the others still
+    run to the end). SIGINT/SIGTERM stop every running part."""
     todo, running, failed = list(parts), {}, []
     free = list(range(jobs))
     with interrupts_raise():
         try:
             while todo or running:
                 while todo and free:
-                    name, cmd = todo.pop(0)
+                    name, cmd, done = todo.pop(0)
                     slot = free.pop(0)
                     log = None if jobs == 1 else exp_root / "log" / f"grid.{name}.log"
                     print(f"grid: {name}: {_quoted(cmd)}" + (f" (cores {_cores_str(pins[slot])}, log {log})"
                                                               if log else ""), file=sys.stderr)
-                    running[_start(cmd, pins[slot], log)] = (name, cmd, slot, log, time.monotonic())
+                    running[_start(cmd, pins[slot], log)] = (name, done, slot, log, time.monotonic())
                 for p in [p for p in running if p.poll() is not None]:
-                    name, cmd, slot, log, t0 = running.pop(p)
+                    name, done, slot, log, t0 = running.pop(p)
                     free.append(slot)
                     free.sort()
                     secs = time.monotonic() - t0
                     times.add(name, pins[slot], secs, "ok" if p.returncode == 0 else f"exit {p.returncode}")
                     if p.returncode == 0:
-                        if "--tag" in cmd:
-                            done = exp_root / cmd[cmd.index("--tag") + 1] / ".grid_done"
+                        if done is not None:
                             done.parent.mkdir(parents=True, exist_ok=True)
                             done.touch()
                         if jobs > 1:
@@ -364,7 +364,7 @@ def run_parts(parts: list[tuple[str, list[str]]], jobs: int, pins: list, exp_roo
                 if running:
                     time.sleep(0.2)
         except BaseException:
-            _kill_groups(list(running))
+            kill_groups(list(running))
             raise
     return failed
 
@@ -397,7 +397,7 @@ def main(argv=None):
     setup = grid.get("decode_setup")
     exp_root = Path(args.exp_root)
     seeds = seeds_of(grid, args.grid)
-    prep = ("prep", base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr])
+    prep = ("prep", base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr], None)
     parts = []
     for s in systems:
         for seed in seeds:
@@ -406,11 +406,11 @@ def main(argv=None):
                 print(f"grid: {tag_of(s, seed)} is done; skipping", file=sys.stderr)
                 continue
             parts.append((tag_of(s, seed), base + ["--stage", "3", "--stop-stage", "6"] +
-                          system_args(s, config, untr, seed)))
+                          system_args(s, config, untr, seed), done))
     if args.jobs > 1:  # the longest first (semi-supervised systems also train on the untranscribed set)
         parts.sort(key=lambda p: "--untranscribed-set" not in p[1])
     if args.dry_run:
-        for name, cmd in [prep] + parts:
+        for name, cmd, _ in [prep] + parts:
             print(f"grid: {name}: {_quoted(cmd)}", file=sys.stderr)
         return
     times = _Times(exp_root / "grid_times.tsv")

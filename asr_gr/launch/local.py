@@ -70,7 +70,7 @@ def interrupts_raise():
             signal.signal(s, h)
 
 
-def _kill_groups(procs: list[subprocess.Popen]) -> None:
+def kill_groups(procs: list[subprocess.Popen]) -> None:
     alive = [p for p in procs if p.poll() is None]
     for p in alive:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -155,7 +155,7 @@ def run_local(array: JobArray, max_jobs_run: int | None = None, poll_s: float = 
                 time.sleep(poll_s)
         finally:
             procs = [p for p, _, _ in running.values()]
-            _kill_groups(procs)
+            kill_groups(procs)
             for j, (p, fh, _) in running.items():
                 if not fh.closed:
                     fh.write(f"# Ended (terminated by the driver) at {_stamp()}\n")
