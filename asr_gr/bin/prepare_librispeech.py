@@ -6,7 +6,8 @@ extracted LibriSpeech copy.
 
 --root holds LibriSpeech/SPEAKERS.TXT (or is the LibriSpeech directory itself). Part names take dashes or
 underscores. utt2spk is the reader-chapter (Kaldi's CMVN speaker), utt2spkid the reader (the speaker
-classifier's label). See asr_gr/corpora/librispeech.py.
+classifier's label). An --untranscribed part is made from its FLAC files; its trans.txt files are not
+read. See asr_gr/corpora/librispeech.py.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def main(argv=None):
                     help="parts to prepare, space/comma separated, repeatable (default: train-clean-100 "
                          "dev-clean dev-other test-clean test-other)")
     ap.add_argument("--untranscribed", action="append", default=None,
-                    help="training parts to prepare without text (semi-supervised), repeatable")
+                    help="training parts to prepare without text (semi-supervised), from their FLAC files "
+                         "(trans.txt not read), repeatable")
     ap.add_argument("--heldout-per-reader", type=int, default=2,
                     help="utterances of every transcribed training reader moved to the held-out set (default 2)")
     ap.add_argument("--heldout-set", default="train_heldout", help="name of the held-out data dir")

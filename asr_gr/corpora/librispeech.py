@@ -17,7 +17,10 @@ Data dir names use underscores (``train-clean-100`` -> ``train_clean_100``). The
 never occur in training, so :func:`prepare_librispeech` also holds out ``heldout_per_reader``
 utterances of every reader of the transcribed training parts into ``train_heldout`` (removed from
 those parts): the aux head's speaker accuracy is measured on seen readers there. A training part can
-be prepared *untranscribed* (no ``text``; utt2spk and utt2spkid kept) for semi-supervised training.
+be prepared *untranscribed* (no ``text``; utt2spk and utt2spkid kept) for semi-supervised training:
+its utterances are then the FLAC files of its chapter dirs, and its ``trans.txt`` files are never
+opened (they may be absent). A reader found in another part than its SPEAKERS.TXT subset is warned
+about: LibriSpeech's parts have disjoint readers, which the unseen-speaker measurements rely on.
 """
 
 from __future__ import annotations
@@ -52,10 +55,10 @@ class Utterance:
     utt: str       # 103-1240-0000
     reader: str    # 103: the classifier's speaker (utt2spkid)
     chapter: str   # 1240
-    words: str
+    words: str     # "" in an untranscribed part
     audio: Path
-    trans: Path    # the trans.txt line that names it, for error messages
-    line: int
+    source: Path   # what names it, for error messages: its trans.txt (at ``line``), or its FLAC file
+    line: int | None
 
     @property
     def spk(self) -> str:
@@ -70,6 +73,7 @@ class Reader:
     subset: str
     minutes: float
     name: str
+    line: int     # of SPEAKERS.TXT
 
 
 def part_name(part: str) -> str:
@@ -124,14 +128,16 @@ def read_speakers(path) -> dict[str, Reader]:
         if rid in first:
             raise DataError(path, lineno, f"reader {rid} is listed twice (first on line {first[rid]})")
         first[rid] = lineno
-        out[rid] = Reader(rid, sex.lower(), subset, mins, name)
+        out[rid] = Reader(rid, sex.lower(), subset, mins, name, lineno)
     if not out:
         raise DataError(path, None, "no reader lines")
     return out
 
 
-def read_part(part_dir) -> list[Utterance]:
-    """Every utterance of one extracted part, from its ``<reader>/<chapter>/*.trans.txt`` files."""
+def read_part(part_dir, *, transcribed: bool = True) -> list[Utterance]:
+    """Every utterance of one extracted part: from its ``<reader>/<chapter>/*.trans.txt`` files, or
+    (``transcribed=False``) from the ``<reader>-<chapter>-<n>.flac`` files of each chapter dir, without
+    opening any trans.txt."""
     part_dir = Path(part_dir)
     if not part_dir.is_dir():
         raise DataError(part_dir, None, "part directory does not exist (extract <part>.tar.gz from "
@@ -141,13 +147,31 @@ def read_part(part_dir) -> list[Utterance]:
     for reader_dir in sorted(p for p in part_dir.iterdir() if p.is_dir()):
         for chapter_dir in sorted(p for p in reader_dir.iterdir() if p.is_dir()):
             reader, chapter = reader_dir.name, chapter_dir.name
+            if not transcribed:
+                utts.extend(_list_flacs(chapter_dir, reader, chapter))
+                continue
             trans = chapter_dir / f"{reader}-{chapter}.trans.txt"
             if not trans.is_file():
                 raise DataError(trans, None, f"transcript of chapter {reader}/{chapter} is missing")
             utts.extend(_read_trans(trans, reader, chapter, seen))
     if not utts:
-        raise DataError(part_dir, None, "no utterances (expected <reader>/<chapter>/*.trans.txt below it)")
+        what = "*.trans.txt" if transcribed else "*.flac"
+        raise DataError(part_dir, None, f"no utterances (expected <reader>/<chapter>/{what} below it)")
     return utts
+
+
+def _list_flacs(chapter_dir: Path, reader: str, chapter: str) -> list[Utterance]:
+    out = []
+    for audio in sorted(chapter_dir.glob("*.flac")):
+        utt = audio.name[:-len(".flac")]
+        m = _UTT_RE.match(utt)
+        if not m or m.group("reader") != reader or m.group("chapter") != chapter:
+            raise DataError(audio, None, f"file name is not of the form {reader}-{chapter}-<number>.flac "
+                            "(the chapter dir it is in)")
+        out.append(Utterance(utt, reader, chapter, "", audio.resolve(), audio, None))
+    if not out:
+        raise DataError(chapter_dir, None, f"no audio: expected {reader}-{chapter}-<number>.flac files in it")
+    return out
 
 
 def _read_trans(trans: Path, reader: str, chapter: str, seen: dict) -> list[Utterance]:
@@ -199,7 +223,7 @@ def _durations(utts: list[Utterance]) -> dict[str, float]:
             out[u.utt] = float(sf.info(str(u.audio)).duration)
         except Exception as e:  # soundfile raises several types
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise DataError(u.trans, u.line, f"cannot read audio '{u.audio}' of '{u.utt}': {reason}") from None
+            raise DataError(u.source, u.line, f"cannot read audio '{u.audio}' of '{u.utt}': {reason}") from None
     return out
 
 
@@ -224,6 +248,18 @@ def _write(data_dir: Path, utts: list[Utterance], speakers: dict[str, Reader], *
             "transcribed": transcribed}
 
 
+def _warn_other_subset(part: str, utts: list[Utterance], speakers: dict[str, Reader], speakers_txt: Path):
+    """Warn when readers of ``part`` are listed under another subset in SPEAKERS.TXT (a reorganised
+    or mixed-up copy: a dev/test reader may then also be a training reader)."""
+    readers = sorted({u.reader for u in utts}, key=int)
+    other = [speakers[r] for r in readers if speakers[r].subset != part]
+    if other:
+        shown = ", ".join(f"{r.reader} (line {r.line}: {r.subset})" for r in other[:3])
+        logging.warning("LibriSpeech %s: %d of its %d readers are listed under another subset in %s: %s%s; "
+                        "LibriSpeech's parts have disjoint readers, this copy's may not", part, len(other),
+                        len(readers), speakers_txt, shown, ", ..." if len(other) > 3 else "")
+
+
 def prepare_librispeech(root, data_dir, parts=("train-clean-100", "dev-clean", "dev-other",
                                                 "test-clean", "test-other"), *,
                         untranscribed=(), heldout_per_reader: int = 2, heldout_set: str = "train_heldout",
@@ -246,11 +282,12 @@ def prepare_librispeech(root, data_dir, parts=("train-clean-100", "dev-clean", "
     todo = list(dict.fromkeys([part_name(p) for p in parts] + untr))
     parsed: dict[str, list[Utterance]] = {}
     for part in todo:
-        utts = read_part(ls / part)
+        utts = read_part(ls / part, transcribed=part not in untr)
         for u in utts:
             if u.reader not in speakers:
-                raise DataError(u.trans, u.line, f"reader {u.reader} of utterance '{u.utt}' is not in "
+                raise DataError(u.source, u.line, f"reader {u.reader} of utterance '{u.utt}' is not in "
                                 f"{speakers_txt}")
+        _warn_other_subset(part, utts, speakers, speakers_txt)
         parsed[part] = utts
 
     summary: dict[str, dict] = {}

@@ -11,7 +11,8 @@
 # downloads/LibriSpeech/<part>/ and mark it with .done; parts with a .done marker are skipped.
 # Also in stage 0, with --lm-files: the LM resources of openslr.org/11 (local/download_lm.sh).
 # Stage 1: python -m asr_gr.bin.prepare_librispeech. Part lists are comma or space separated, with
-# dashes or underscores (train-clean-100 = train_clean_100).
+# dashes or underscores (train-clean-100 = train_clean_100). An untranscribed part is made from its
+# <reader>/<chapter>/*.flac files; its trans.txt files are not read (they need not exist).
 set -euo pipefail
 
 stage=0
