@@ -93,20 +93,25 @@ def speaker_accuracy(model: ASRModel, dataset: FeatureDataset, batch_frames: int
     from one pass: (with the classes in ``exclude`` never predicted, over all classes); the two are
     equal when nothing is excluded (see :func:`untranscribed_only_classes`)."""
     model.eval()
-    head = model.aux_head
     device = next(model.parameters()).device
     correct = correct_all = total = 0
     loader = torch.utils.data.DataLoader(
         dataset, batch_sampler=BucketSampler(dataset.lengths, batch_frames, shuffle=False), collate_fn=collate)
     for batch in loader:
         _, lens, layers = model.encoder(batch["feats"].to(device), batch["feat_lens"].to(device))
-        logits = head.classifier(layers[head.layer_index], lens)
+        logits = speaker_logits(model, layers, lens)
         correct_all += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         if len(exclude):
             logits[:, list(exclude)] = float("-inf")
         correct += int((logits.argmax(-1).cpu() == batch["spk"]).sum())
         total += len(batch["utts"])
     return 100.0 * correct / max(1, total), 100.0 * correct_all / max(1, total)
+
+
+def speaker_logits(model: ASRModel, layers, lens) -> torch.Tensor:
+    """(B, classes) logits of the model's aux speaker head from a forward pass's per-layer outputs."""
+    head = model.aux_head
+    return head.classifier(layers[head.layer_index], lens)
 
 
 # ------------------------------------------------------------------------------------ a trained system
@@ -146,14 +151,32 @@ class TrainedSystem:
         return FeatureDataset(data_dir, cmvn=self.cmvn, input_dim=self.config["input_dim"],
                               utt_cmn=self.config.get("utt_cmn", False), **kwargs)
 
-    def speaker_report(self, dataset: FeatureDataset, batch_frames: int) -> dict | None:
+    def has_speaker_report(self, dataset: FeatureDataset) -> bool:
+        """Whether :meth:`speaker_report` measures ``dataset``: the model has a speaker head and every
+        speaker of the set is one of its classes."""
+        return self.model.aux_head is not None and all(dataset.spk_label[u] in self.spk2id for u in dataset.utts)
+
+    def speaker_report(self, dataset: FeatureDataset, batch_frames: int, logits: dict | None = None) -> dict | None:
         """Accuracy of the aux speaker head on ``dataset`` as stage 4's spk_acc.json: None when the model
         has no head or the set has speakers it was not trained on. For a semi-supervised system the
-        untranscribed-only classes are masked (see :func:`classes_to_mask`), the unmasked figure beside."""
-        if self.model.aux_head is None or not all(dataset.spk_label[u] in self.spk2id for u in dataset.utts):
+        untranscribed-only classes are masked (see :func:`classes_to_mask`), the unmasked figure beside.
+        ``logits`` {utt: the head's logits}, when the decoder's forward pass already computed them
+        (:func:`speaker_logits`), saves a second pass."""
+        if not self.has_speaker_report(dataset):
             return None
         mask = classes_to_mask(self.untranscribed, {self.spk2id[dataset.spk_label[u]] for u in dataset.utts})
-        acc, acc_all = speaker_accuracy(self.model, dataset, batch_frames, exclude=mask)
+        if logits is None:
+            acc, acc_all = speaker_accuracy(self.model, dataset, batch_frames, exclude=mask)
+        else:
+            missing = [u for u in dataset.utts if u not in logits]
+            if missing:
+                raise ValueError(f"no speaker logits for utterance {missing[0]}")
+            truth = [self.spk2id[dataset.spk_label[u]] for u in dataset.utts]
+            full = torch.stack([torch.as_tensor(logits[u]).float() for u in dataset.utts])
+            acc_all = 100.0 * float((full.argmax(-1) == torch.tensor(truth)).float().mean())
+            if mask:
+                full[:, mask] = float("-inf")
+            acc = 100.0 * float((full.argmax(-1) == torch.tensor(truth)).float().mean())
         n = len(self.spk2id) - len(mask)
         info = {"acc_spk": round(acc, 2), "num_utts": len(dataset), "chance": round(100.0 / n, 2),
                 "num_classes": n}

@@ -147,3 +147,75 @@ def test_decode_cli_writes_hyp(tiny_exp):
                        capture_output=True, text=True)
     assert p.returncode == 0, p.stderr[-2000:]
     assert (root / "cli" / "hyp.txt").exists() and (root / "cli" / "layers" / "layer0.scp").exists()
+
+
+@pytest.fixture(scope="module")
+def tiny_mtl_exp(tmp_path_factory):
+    """A tiny exp dir whose model has a speaker head (random weights: decoding only needs a model)."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    import yaml
+    from tiny_data import TINY_CONFIG, make_setup
+
+    from asr_gr.models.asr_model import build_model
+    from asr_gr.text.tokenizer import CharTokenizer
+
+    root = tmp_path_factory.mktemp("dec_mtl")
+    setup = make_setup(root)
+    tok = CharTokenizer.from_file(setup["token_list"])
+    cfg = dict(TINY_CONFIG, aux="mtl", encoder="conv_glu", token_list=str(setup["token_list"]),
+               cmvn=str(setup["cmvn_path"]), input_dim=13, vocab_size=len(tok), num_speakers=3)
+    torch.manual_seed(0)
+    model = build_model(cfg, 13, len(tok), 3)
+    exp = root / "exp"
+    exp.mkdir()
+    (exp / "config.yaml").write_text(yaml.safe_dump(cfg))
+    (exp / "spk_list.txt").write_text("spk0\nspk1\nspk2\n")
+    torch.save(model.state_dict(), exp / "best.pt")
+    return exp, [setup["valid_dir"], setup["train_dir"]], root
+
+
+@pytest.mark.parametrize("how", [["--nj", "1"], ["--nj", "2"], ["--nj", "2", "--cmd", "utils/run.pl"]],
+                         ids=["in-process", "workers", "backend-jobs"])
+def test_one_call_decodes_every_set_and_setup_as_separate_calls_do(tiny_mtl_exp, how):
+    """Stage 4's one process per system: every set and setup, the model loaded once and each set's
+    forward pass shared, gives the hypotheses and speaker accuracies that one decode per set and
+    setup gives."""
+    import json
+    from pathlib import Path
+
+    from asr_gr.decode.runner import DecodeOptions, decode_dir
+    from asr_gr.inference import load_trained
+
+    exp, sets, root = tiny_mtl_exp
+    beam = DecodeOptions(beam_size=3, decoder="prefix")
+    system = load_trained(exp, "best.pt")
+    want = {}
+    for d in sets:
+        for name, opts in (("greedy", DecodeOptions()), ("beam3", beam)):
+            want[(d.name, name)] = decode_dir(exp, d, root / "sep" / f"{d.name}_{name}", opts)["hyps"]
+        want[(d.name, "spk")] = system.speaker_report(system.dataset(d), 40000)
+    assert want[(sets[0].name, "spk")] is not None
+    out = root / ("one_" + "_".join(how).replace("/", "").replace("-", ""))
+    cmd = [sys.executable, "-m", "asr_gr.bin.decode", "--exp-dir", str(exp), "--beam-size", "3", "--decoder", "prefix",
+           *how]
+    for d in sets:
+        cmd += ["--task", str(d), str(out / f"{d.name}_beam3"), "--greedy-task", str(d), str(out / f"{d.name}_greedy")]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert p.returncode == 0, p.stderr[-2000:]
+    for d in sets:
+        for name in ("greedy", "beam3"):
+            got = dict(ln.split(" ", 1) if " " in ln else (ln, "")
+                       for ln in (out / f"{d.name}_{name}" / "hyp.txt").read_text().splitlines())
+            assert got == want[(d.name, name)], (d.name, name)
+            setup = json.loads((out / f"{d.name}_{name}" / "decode_setup.json").read_text())
+            assert setup["decoder"] == ("greedy" if name == "greedy" else "prefix")
+            assert json.loads((out / f"{d.name}_{name}" / "spk_acc.json").read_text()) == want[(d.name, "spk")]
+    assert "decoded" in p.stdout and p.stdout.count("into") == 4
+
+
+def test_decode_refuses_two_tasks_into_one_out_dir(tiny_mtl_exp):
+    exp, sets, root = tiny_mtl_exp
+    o = str(root / "same")
+    p = subprocess.run([sys.executable, "-m", "asr_gr.bin.decode", "--exp-dir", str(exp), "--task", str(sets[0]), o,
+                        "--greedy-task", str(sets[1]), o], capture_output=True, text=True)
+    assert p.returncode != 0 and "two decodes write the same out dir" in p.stderr

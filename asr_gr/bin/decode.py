@@ -1,10 +1,20 @@
-"""Stage 4: CTC decoding of a dump dir with a trained model: greedy, or a beam search with a word LM.
+"""Stage 4: CTC decoding of dump dirs with a trained model: greedy, or a beam search with a word LM.
 
     python -m asr_gr.bin.decode --exp-dir exp/train_none --data-dir dump/fbank/test \\
         --out-dir exp/train_none/decode_test_beam20_lm1_ws0 [--checkpoint best.pt] [--beam-size 20 \\
         --lm data/lm/lm.arpa --lexicon data/lm/lexicon.txt --lm-weight 1 --word-score 0] \\
         [--decoder auto|flashlight|prefix] [--nj 2] [--dump-layers utts.txt] \\
         [--device cuda] [--precision bf16]
+
+Several sets and setups in one process (what stage 4 runs, one call per system): every ``--task DATA
+OUT`` is decoded with the search options given (beam, LM, ...), every ``--greedy-task DATA OUT``
+greedily; the model is loaded once, each data dir's encoder forward pass runs once and every setup of
+that data dir is searched from its log-probabilities (and the speaker head's accuracy read off the same
+pass). ``--data-dir``/``--out-dir`` are one ``--task``.
+
+    python -m asr_gr.bin.decode --exp-dir exp/train_none --nj 2 --beam-size 20 --lm ... \\
+        --task dump/fbank/test exp/train_none/decode_test_beam20_lm1_ws0 \\
+        --greedy-task dump/fbank/test exp/train_none/decode_test_greedy
 
 Decoders: greedy (--beam-size 1, no LM); ``flashlight`` (default with --lm/--lexicon): torchaudio's
 lexicon-constrained ctc_decoder, the ARPA loaded by KenLM, hypotheses made of lexicon words (default
@@ -25,6 +35,7 @@ beside it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -33,7 +44,7 @@ from pathlib import Path
 import torch
 
 from asr_gr.bin.common import main_guard
-from asr_gr.decode.runner import DecodeOptions, decode_dir, decode_part
+from asr_gr.decode.runner import DecodeOptions, DecodeTask, decode_tasks, decode_tasks_part
 from asr_gr.device import PRECISION_CHOICES, autocast, explain_oom
 from asr_gr.inference import load_trained
 from asr_gr.launch.jobs import run_parts_through, strip_option
@@ -53,8 +64,12 @@ def _read_utt_list(path) -> list[str]:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp-dir", required=True)
-    ap.add_argument("--data-dir", required=True, help="dump dir with feats.scp")
-    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--data-dir", default=None, help="dump dir with feats.scp (with --out-dir: one --task)")
+    ap.add_argument("--out-dir", default=None)
+    ap.add_argument("--task", nargs=2, action="append", default=[], metavar=("DATA_DIR", "OUT_DIR"),
+                    help="decode DATA_DIR into OUT_DIR with the search options given (repeatable)")
+    ap.add_argument("--greedy-task", nargs=2, action="append", default=[], metavar=("DATA_DIR", "OUT_DIR"),
+                    help="decode DATA_DIR into OUT_DIR greedily, from the same forward pass (repeatable)")
     ap.add_argument("--checkpoint", default="best.pt", help="file in the exp dir: best.pt, epochN.pt, ...")
     ap.add_argument("--batch-frames", type=int, default=40000)
     ap.add_argument("--num-threads", type=int, default=0)
@@ -91,36 +106,54 @@ def main(argv=None):
                          batch_frames=args.batch_frames,
                          num_threads=args.num_threads, device=args.device, precision=args.precision,
                          dump_utts=_read_utt_list(args.dump_layers) if args.dump_layers else [])
-    if args.part is not None:  # one job of a backend; the driver holds the decode dir's lock and merges
-        n = decode_part(args.exp_dir, args.data_dir, args.out_dir, opts, args.nj, args.part)
-        print(f"decoded {n} utterances (part {args.part} of {args.nj})")
+    if (args.data_dir is None) != (args.out_dir is None):
+        raise DataError("command line", None, "--data-dir and --out-dir go together (or use --task DATA OUT)")
+    greedy = dataclasses.replace(opts, beam_size=1, lm=None, lexicon=None, decoder="auto",
+                                 lm_weight=DecodeOptions.lm_weight, word_score=DecodeOptions.word_score)
+    tasks = ([DecodeTask(args.data_dir, args.out_dir, opts)] if args.data_dir else []) \
+        + [DecodeTask(d, o, opts) for d, o in args.task] + [DecodeTask(d, o, greedy) for d, o in args.greedy_task]
+    if not tasks:
+        raise DataError("command line", None, "nothing to decode: give --data-dir/--out-dir, --task or --greedy-task")
+    if args.part is not None:  # one job of a backend; the driver holds the decode dirs' locks and merges
+        n = decode_tasks_part(args.exp_dir, tasks, args.nj, args.part)
+        print(f"decoded {sum(n)} utterances in {len(tasks)} decode(s) (part {args.part} of {args.nj})")
         return
     run_jobs = None
     if args.cmd:
         raw = list(sys.argv[1:] if argv is None else argv)
+        log_dir = Path(args.out_dir) if len(tasks) == 1 else Path(args.exp_dir)
 
         def run_jobs(nj):
-            run_parts_through(args.cmd, nj, Path(args.out_dir) / "log" / "decode.JOB.log", "asr_gr.bin.decode",
+            run_parts_through(args.cmd, nj, log_dir / "log" / "decode.JOB.log", "asr_gr.bin.decode",
                               strip_option(strip_option(raw, "--cmd"), "--nj") + ["--nj", str(nj)])
-    out = Path(args.out_dir)
-    with dir_lock(out, "decode dir"):
-        _decode(args, opts, out, argv, run_jobs)
+    with contextlib.ExitStack() as stack:
+        for out in sorted({str(Path(t.out_dir)) for t in tasks}):
+            stack.enter_context(dir_lock(out, "decode dir"))
+        _decode(args, tasks, argv, run_jobs)
 
 
-def _decode(args, opts, out, argv, run_jobs=None):
+def _decode(args, tasks, argv, run_jobs=None):
     system = load_trained(args.exp_dir, args.checkpoint, device=args.device)
-    res = decode_dir(args.exp_dir, args.data_dir, args.out_dir, opts, nj=args.nj, system=system,
-                     run_jobs=run_jobs)
-    msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
+    results = decode_tasks(args.exp_dir, tasks, nj=args.nj, system=system, run_jobs=run_jobs, speaker=True)
     device = next(system.model.parameters()).device
-    with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
-            autocast(device, args.precision):
-        info = system.speaker_report(system.dataset(args.data_dir), args.batch_frames)
-    if info is not None:
-        atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
-        msg += f"; speaker accuracy of the aux head {info['acc_spk']:.1f}%"
-    write_record(out, "asr_gr.bin.decode", argv, args, config=dataclasses.asdict(opts))
-    print(msg)
+    reports: dict[str, dict | None] = {}
+    for t, res in zip(tasks, results):
+        out = Path(t.out_dir)
+        msg = f"decoded {len(res['hyps'])} utterances (RTF {res['rtf']:.4f}) into {out / 'hyp.txt'}"
+        d = str(t.data_dir)
+        if d not in reports:
+            if res["spk_logits"] is not None:  # read off the decoding's forward pass
+                reports[d] = system.speaker_report(system.dataset(d), args.batch_frames, logits=res["spk_logits"])
+            else:
+                with explain_oom(args.batch_frames, "--batch-frames", device, suggest="--batch-frames {}"), \
+                        autocast(device, args.precision):
+                    reports[d] = system.speaker_report(system.dataset(d), args.batch_frames)
+        info = reports[d]
+        if info is not None:
+            atomic_write_text(out / "spk_acc.json", json.dumps(info) + "\n")
+            msg += f"; speaker accuracy of the aux head {info['acc_spk']:.1f}%"
+        write_record(out, "asr_gr.bin.decode", argv, args, config=dataclasses.asdict(t.opts))
+        print(msg)
 
 
 if __name__ == "__main__":

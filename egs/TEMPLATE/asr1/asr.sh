@@ -99,7 +99,6 @@ setups="${main_setup}"
 setups_of() {  # the held-out set (speaker accuracy of the aux head) is decoded with the first setup only
   if [ "$1" = "${heldout_set}" ] && ! echo " ${test_sets} " | grep -q " $1 "; then echo ${setups%% *}; else echo ${setups}; fi
 }
-opts_of() { if [ "$1" = greedy ]; then echo "--beam-size 1"; else echo "${main_opts}"; fi; }
 tag_for() {  # exp dir name of system $1: --tag, or <config>_<aux>[_semi]
   if [ -n "${tag}" ]; then echo "${tag}"; else echo "${conf_name}_$1${untranscribed_set:+_semi}"; fi
 }
@@ -185,14 +184,17 @@ fi
 if [ ${stage} -le 4 ] && [ ${stop_stage} -ge 4 ]; then
   for a in ${aux}; do
     expdir=exp/$(tag_for ${a})
+    # one process per system: the model loaded once, each set's forward pass shared by its setups
+    tasks=""
     for s in ${test_sets} ${heldout_set}; do
       for setup in $(setups_of ${s}); do
-        log "stage 4: decoding ${s} with ${expdir}/${checkpoint} (${setup}) -> ${expdir}/decode_${s}_${setup}"
-        python -m asr_gr.bin.decode --exp-dir ${expdir} --data-dir dump/fbank/${s} \
-          --out-dir ${expdir}/decode_${s}_${setup} --checkpoint ${checkpoint} --num-threads ${nj} \
-          --nj ${nj} --cmd "${decode_cmd}" $(opts_of ${setup}) ${decode_opts}
+        if [ "${setup}" = greedy ]; then task=--greedy-task; else task=--task; fi
+        tasks="${tasks} ${task} dump/fbank/${s} ${expdir}/decode_${s}_${setup}"
       done
     done
+    log "stage 4: decoding $(echo ${test_sets} ${heldout_set}) with ${expdir}/${checkpoint} (${setups}) -> ${expdir}/decode_<set>_<setup>"
+    python -m asr_gr.bin.decode --exp-dir ${expdir} ${tasks} --checkpoint ${checkpoint} --num-threads ${nj} \
+      --nj ${nj} --cmd "${decode_cmd}" ${main_opts} ${decode_opts}
   done
 fi
 
