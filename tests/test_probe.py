@@ -228,3 +228,92 @@ def test_compare_refuses_different_sets(trained, tmp_path):
         probe_bin.main(["--compare", str(exp), str(other), "--set", "probe"])
     with pytest.raises(DataError, match="other test utterances"):
         P.compare_probe_dirs(exp / "probe_probe", other / "probe_probe")
+
+
+# ---------------------------------------------------------------------------------------------------
+# saturation: a probe at the ceiling (or at chance) on every layer is flagged, not reported as a finding
+
+
+def _rows(accs, cis, eers, eer_cis, chance=10.0):
+    return [P.ProbeRow(i, 8, a, a, chance, ci, ci, e, eci) for i, (a, ci, e, eci) in enumerate(zip(accs, cis, eers, eer_cis))]
+
+
+def test_saturation_verdicts_by_hand():
+    top = [(97.0, (93.3, 100.0)), (100.0, (88.6, 100.0)), (96.7, (90.0, 99.999))]  # 99.999 prints as 100.00
+    eers = [(9.5, (5.2, 13.1))] * 3
+    v = P.saturation(_rows([a for a, _ in top], [c for _, c in top], [e for e, _ in eers], [c for _, c in eers]))
+    assert v == {"linear": "ceiling", "mlp": "ceiling", "eer": "ok"}
+    # one layer whose interval stops short of 100 %: the accuracy separates that layer, no flag
+    v = P.saturation(_rows([97.0, 90.0], [(93.3, 100.0), (83.3, 96.7)], [9.5, 14.3], [(5.2, 13.1), (9.5, 19.3)]))
+    assert v == {"linear": "ok", "mlp": "ok", "eer": "ok"}
+    # chance everywhere (lower bounds at or below chance), EER intervals holding 50 %
+    v = P.saturation(_rows([12.0, 8.0], [(2.0, 25.0), (0.0, 20.0)], [48.0, 51.0], [(40.0, 56.0), (44.0, 58.0)]))
+    assert v == {"linear": "chance", "mlp": "chance", "eer": "chance"}
+    # separable everywhere: EER 0 with 0 inside every interval = the verification ceiling
+    assert P.saturation(_rows([50.0], [(30.0, 70.0)], [0.0], [(0.0, 1.5)]))["eer"] == "ceiling"
+    # intervals so wide they reach both 100 % and chance on every layer
+    assert P.saturation(_rows([60.0], [(5.0, 100.0)], [30.0], [(10.0, 45.0)]))["linear"] == "ceiling+chance"
+    # an undefined interval (n/a) decides nothing
+    assert P.saturation(_rows([100.0], [(math.nan, math.nan)], [0.0], [(math.nan, math.nan)])) == \
+        {"linear": "n/a", "mlp": "n/a", "eer": "n/a"}
+
+
+def _separable_dump(root, name="sep", n_spk=6, utts_per_spk=6):
+    """A dump whose speakers each have their own random mean (scale 3, noise 0.05): identification is
+    perfect on every layer."""
+    import kaldiio
+
+    d = make_dump(root, name, n_spk=n_spk, utts_per_spk=utts_per_spk, seed=7, prefix="sep")
+    feats = dict(kaldiio.load_scp(str(d / "feats.scp")))
+    centre = np.random.default_rng(3).standard_normal((n_spk, next(iter(feats.values())).shape[1])) * 3
+    with kaldiio.WriteHelper(f"ark,scp:{d / 'feats_sep.ark'},{d / 'feats.scp'}") as w:
+        for u, x in feats.items():
+            s = int(u[len("sep"):].split("-")[0])
+            w(u, ((x - s) * 0.05 + centre[s]).astype(np.float32))  # make_dump's features: noise + s
+    return d
+
+
+def test_cli_flags_a_saturated_probe_in_every_output(trained, tmp_path, capsys):
+    exp, paths, _ = trained
+    sep = _separable_dump(tmp_path)
+    probe_bin.main(COMMON + ["--exp-dir", str(exp), "--data-dir", str(sep)])
+    out = capsys.readouterr().out
+    d = exp / "probe_sep"
+    rows = probe_bin.read_tsv(d / "probe.tsv")
+    assert all(r.linear_acc > 90.0 and r.linear_ci[1] == pytest.approx(100.0) for r in rows)
+    assert rows[0].eer_ci[0] > 0.0  # while the EER still tells layer 0 from perfect: saturated accuracy only
+    lines = (d / "probe.tsv").read_text().splitlines()
+    head = lines[0].split("\t")
+    assert head[-3:] == ["linear_sat", "mlp_sat", "eer_sat"]
+    assert {tuple(x.split("\t")[-3:]) for x in lines[1:]} == {("ceiling", "ceiling", "ok")}  # every row, machine-readable
+    meta = __import__("json").loads((d / "probe.json").read_text())
+    assert meta["saturation"]["linear"] == "ceiling" and "ceiling" in meta["saturation_rule"]
+    assert "WARNING: linear-probe accuracy is at the ceiling (every layer's 95 % CI reaches 100 %)" in out
+    # a table written before the saturation columns still reads (and its verdict is recomputed)
+    old = tmp_path / "old.tsv"
+    old.write_text("\n".join("\t".join(x.split("\t")[:13]) for x in lines) + "\n")
+    assert P.saturation(probe_bin.read_tsv(old)) == meta["saturation"]
+    # the paired comparison marks the saturated columns and says why
+    probe_bin.main(["--compare", str(exp), str(exp), "--set", "sep", "--num-samples", "200"])
+    md = (exp.parent / "probe_compare_sep.md").read_text()
+    assert "| layer | Δ linear acc [95% CI] ‡ | Δ MLP acc [95% CI] ‡ |" in md
+    assert "‡ saturated on every layer" in md and "linear acc ceiling" in md
+    assert f"WARNING: {exp.name}: linear-probe accuracy is at the ceiling" in capsys.readouterr().out
+    # the probe set of the fixture is not saturated: no flag there
+    assert "ok\tok\tok" in (exp / "probe_probe" / "probe.tsv").read_text().splitlines()[1]
+
+
+def test_grid_summary_marks_a_saturated_run(trained, tmp_path):
+    from asr_gr.bin import grid
+
+    exp, _, _ = trained
+    sep = _separable_dump(tmp_path / "data")
+    root = tmp_path / "exp"
+    res = probe(_model(), [FeatureDataset(sep)], epochs=30, num_samples=200)
+    P.write_probe_dir(root / "grid_none" / "probe_sep", res)
+    P.write_probe_dir(root / "grid_none" / "probe_probe", probe(_model(), [FeatureDataset(exp.parent / "data" / "probe")],
+                                                                 epochs=30, num_samples=200))
+    md = grid.summarise([{"aux": "none"}], root, "test", "train_heldout")
+    sec = md.split("## Speaker probing on `sep`")[1].split("## ")[0]
+    assert "| grid_none ‡ |" in sec and "‡ saturated on every layer" in sec and "`grid_none`: linear acc ceiling" in sec
+    assert "‡" not in md.split("## Speaker probing on `probe`")[1].split("## ")[0]

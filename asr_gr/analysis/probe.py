@@ -342,23 +342,41 @@ class ProbeResult:
     meta: dict = field(default_factory=dict)
 
 
+def check_speakers(name: str, spk_of: dict, where) -> None:
+    """A probe set needs at least 2 speakers (checked before any forward pass)."""
+    n = len(set(spk_of.values()))
+    if n < 2:
+        raise DataError(where, None, f"probe set '{name}' has {n} speaker(s) ({len(spk_of)} utterances); "
+                        "speaker probing needs at least 2")
+
+
 def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.3, seed: int = 0,
           epochs: int = 300, num_nontarget: int = 20000, num_samples: int = 1000,
           set_name: str | None = None, batch_frames: int = 40000, precision: str = "fp32") -> ProbeResult:
     """Speaker identification accuracy and verification EER per layer (0 = input features), with 95 %
     intervals, on the utterances of ``datasets`` (pooled into one probe set); the frozen model's
     forward pass in ``precision``, the probes themselves always train in fp32."""
-    from tqdm import tqdm
-
     name = set_name or "+".join(Path(ds.dir).name for ds in datasets)
     where = datasets[0].dir / "utt2spk"
     spk_of = {u: ds.spk_label[u] for ds in datasets for u in ds.utts}
-    speakers_all = sorted(set(spk_of.values()))
-    if len(speakers_all) < 2:
-        raise DataError(where, None, f"probe set '{name}' has {len(speakers_all)} speaker(s) "
-                        f"({len(spk_of)} utterances); speaker probing needs at least 2")
+    check_speakers(name, spk_of, where)
     utts, layers = pooled_layers(model, datasets, batch_frames, precision)
-    per_spk = {s: 0 for s in speakers_all}
+    return probe_layers(name, utts, layers, spk_of, where, kinds=kinds, test_fraction=test_fraction, seed=seed,
+                        epochs=epochs, num_nontarget=num_nontarget, num_samples=num_samples,
+                        meta={"data_dirs": [str(ds.dir) for ds in datasets]})
+
+
+def probe_layers(name: str, utts: list[str], layers: list[torch.Tensor], spk_of: dict, where, *,
+                 kinds=("linear", "mlp"), test_fraction: float = 0.3, seed: int = 0, epochs: int = 300,
+                 num_nontarget: int = 20000, num_samples: int = 1000, meta: dict | None = None) -> ProbeResult:
+    """The probes of :func:`probe` on pooled layer outputs of any model: ``utts`` sorted, ``layers`` one
+    tensor (N, D_l) per layer in that order, ``spk_of`` every utterance's speaker, ``where`` the file
+    errors name. The split and the trials depend only on ``utts``, their speakers, ``test_fraction``,
+    ``seed`` and ``num_nontarget``, never on the model, so any two models probed on the same set pair."""
+    from tqdm import tqdm
+
+    check_speakers(name, spk_of, where)
+    per_spk = {s: 0 for s in set(spk_of.values())}
     for u in utts:
         per_spk[spk_of[u]] += 1
     single = sorted(s for s, n in per_spk.items() if n < 2)
@@ -378,6 +396,7 @@ def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.
     test_groups = [spk_list[i] for i in test]
     correct, scores, rows = {}, [], []
     for layer, x in enumerate(tqdm(layers, desc=f"probing {name}", unit="layer", disable=None)):
+        x = x.float()  # the probes train in fp32, whatever the pooled vectors came as
         accs = {}
         for k in ("linear", "mlp"):
             if k in kinds:
@@ -392,23 +411,91 @@ def probe(model, datasets, *, kinds=("linear", "mlp"), test_fraction: float = 0.
         e, eci = eer_ci(sc, target, test_groups, num_samples, seed)
         rows.append(ProbeRow(layer, x.shape[1], accs["linear"][0], accs["mlp"][0], chance,
                              accs["linear"][1], accs["mlp"][1], e, eci))
-    meta = {"set": name, "data_dirs": [str(ds.dir) for ds in datasets], "speakers": len(speakers),
+    meta = {"set": name, **(meta or {}), "speakers": len(speakers),
             "single_utterance_speakers_left_out": len(single), "probe_train_utts": len(tr),
             "probe_test_utts": len(te), "test_fraction": test_fraction, "chance_acc": chance,
             "target_trials": int(target.sum()), "nontarget_trials": int((~target).sum()),
             "num_nontarget": num_nontarget, "seed": seed, "bootstrap_draws": num_samples,
             "epochs": epochs, "eer_normalisation": "standardised with probe-train mean and std; cosine",
             "eer_ci": f"bootstrap over test speakers (n/a below {MIN_BOOT_SPEAKERS})",
-            "acc_ci": "bootstrap over probe-test utterances (Wilson where all right or all wrong)"}
+            "acc_ci": "bootstrap over probe-test utterances (Wilson where all right or all wrong)",
+            "saturation": saturation(rows), "saturation_rule": SATURATION_RULE}
     return ProbeResult(name, rows, [utts[i] for i in te], [spk_list[i] for i in te], correct,
                        ([utts[i] for i in enrol], [utts[i] for i in test], test_groups, target), scores, meta)
 
 
 # ---------------------------------------------------------------------------------------------------
+# saturation: a probe whose every layer sits at the ceiling (or at chance) ranks nothing
+
+SAT_KINDS = ("linear", "mlp", "eer")
+SATURATION_RULE = ("per probe, over all layers: 'ceiling' where every layer's 95 % CI reaches perfect "
+                   "(accuracy upper bound 100 %, EER lower bound 0 %), 'chance' where no layer's CI lies clear "
+                   "of chance (accuracy lower bound <= chance, EER upper bound >= 50 %), 'ceiling+chance' both, "
+                   "'ok' otherwise, 'n/a' where an interval is undefined; bounds as printed (2 decimals)")
+
+
+def saturation_of(values: list[tuple], perfect: float, chance: list[float]) -> str:
+    """Verdict over the layers of one probe: ``values`` = per layer (estimate, (lo, hi)); ``perfect`` 100
+    for an accuracy, 0 for an EER; ``chance`` per layer. See SATURATION_RULE."""
+    if not values or any(math.isnan(v) or math.isnan(ci[0]) or math.isnan(ci[1]) for v, ci in values):
+        return NA
+    lo = [round(ci[0], 2) for _, ci in values]
+    hi = [round(ci[1], 2) for _, ci in values]
+    ch = [round(c, 2) for c in chance]
+    if perfect > 0:  # accuracy: higher is better
+        ceiling = all(h >= perfect for h in hi)
+        at_chance = all(lo_ <= c for lo_, c in zip(lo, ch))
+    else:  # EER: lower is better
+        ceiling = all(lo_ <= perfect for lo_ in lo)
+        at_chance = all(h >= c for h, c in zip(hi, ch))
+    return {(True, True): "ceiling+chance", (True, False): "ceiling", (False, True): "chance"}.get(
+        (ceiling, at_chance), "ok")
+
+
+def saturation(rows: list) -> dict:
+    """{'linear' | 'mlp' | 'eer': verdict} of a probe table (list of ProbeRow); see SATURATION_RULE."""
+    return {"linear": saturation_of([(r.linear_acc, r.linear_ci) for r in rows], 100.0, [r.chance for r in rows]),
+            "mlp": saturation_of([(r.mlp_acc, r.mlp_ci) for r in rows], 100.0, [r.chance for r in rows]),
+            "eer": saturation_of([(r.eer, r.eer_ci) for r in rows], 0.0, [50.0] * len(rows))}
+
+
+SAT_WHAT = {"linear": "linear-probe accuracy", "mlp": "MLP-probe accuracy", "eer": "verification EER"}
+SAT_MEANS = {"ceiling": "at the ceiling (every layer's 95 % CI reaches {perfect})",
+             "chance": "at chance (no layer's 95 % CI lies clear of chance)",
+             "ceiling+chance": "uninformative (every layer's 95 % CI reaches both {perfect} and chance)"}
+
+
+SATURATION_NOTE = ("saturated on every layer (ceiling: every layer's 95 % CI reaches perfect, 100 % accuracy or "
+                   "0 % EER; chance: no layer's CI lies clear of chance), so such a probe ranks neither the layers nor "
+                   "the systems on this set")
+
+
+def saturation_warnings(verdicts: dict) -> list[str]:
+    """One sentence per saturated probe, e.g. "linear-probe accuracy is at the ceiling (...) on every
+    layer: it cannot rank the layers or the systems"."""
+    out = []
+    for k in SAT_KINDS:
+        v = verdicts.get(k, NA)
+        if v in SAT_MEANS:
+            perfect = "0 %" if k == "eer" else "100 %"
+            out.append(f"{SAT_WHAT[k]} is {SAT_MEANS[v].format(perfect=perfect)}: it cannot rank the layers "
+                       "or the systems on this set")
+    return out
+
+
+def saturation_short(verdicts: dict, kinds=SAT_KINDS) -> str:
+    """'linear acc ceiling, MLP acc ceiling' (empty when nothing is saturated)."""
+    name = {"linear": "linear acc", "mlp": "MLP acc", "eer": "EER"}
+    return ", ".join(f"{name[k]} {verdicts[k]}" for k in kinds if verdicts.get(k, NA) in SAT_MEANS)
+
+
+# ---------------------------------------------------------------------------------------------------
 # files of a probe dir: probe.tsv, per_utt.tsv, trials.tsv, probe.json
 
-HEADER = ("set\tlayer\tdim\tlinear_acc\tlinear_lo\tlinear_hi\tmlp_acc\tmlp_lo\tmlp_hi\tchance"
-          "\teer\teer_lo\teer_hi")
+HEADER_V1 = ("set\tlayer\tdim\tlinear_acc\tlinear_lo\tlinear_hi\tmlp_acc\tmlp_lo\tmlp_hi\tchance"
+             "\teer\teer_lo\teer_hi")
+# + the saturation verdict of each probe over all layers (the same in every row; SATURATION_RULE)
+HEADER = HEADER_V1 + "".join(f"\t{k}_sat" for k in SAT_KINDS)
 
 
 def fmt(v: float, spec: str = ".2f") -> str:
@@ -422,10 +509,12 @@ def _num(s: str) -> float:
 def write_probe_dir(out, res: ProbeResult) -> None:
     out = Path(out)
     lines = [HEADER]
+    sat = saturation(res.rows)
     for r in res.rows:
         lines.append("\t".join([res.set_name, str(r.layer), str(r.dim), fmt(r.linear_acc), fmt(r.linear_ci[0]),
                                 fmt(r.linear_ci[1]), fmt(r.mlp_acc), fmt(r.mlp_ci[0]), fmt(r.mlp_ci[1]),
-                                fmt(r.chance), fmt(r.eer), fmt(r.eer_ci[0]), fmt(r.eer_ci[1])]))
+                                fmt(r.chance), fmt(r.eer), fmt(r.eer_ci[0]), fmt(r.eer_ci[1]),
+                                *(sat[k] for k in SAT_KINDS)]))
     n_layers = len(res.rows)
     kinds = [k for k in ("linear", "mlp") if (0, k) in res.correct]
     pu = ["utt\tspk\t" + "\t".join(f"L{layer}_{k}" for layer in range(n_layers) for k in kinds)]
@@ -444,16 +533,19 @@ def write_probe_dir(out, res: ProbeResult) -> None:
 
 
 def read_tsv(path) -> list[ProbeRow]:
+    """The rows of a probe.tsv (this version's, or one written before the saturation columns: the
+    verdict is :func:`saturation` of the rows either way)."""
     lines = Path(path).read_text(encoding="utf-8").splitlines()
-    if not lines or lines[0] != HEADER:
+    if not lines or lines[0] not in (HEADER, HEADER_V1):
         raise DataError(path, 1, f"not a probe table of this version (expected the header '{HEADER}'; "
                         "rerun stage 6)")
+    width = len(lines[0].split("\t"))
     rows = []
     for i, line in enumerate(lines[1:], 2):
         f = line.split("\t")
         try:
             v = [_num(x) for x in f[3:13]]
-            if len(f) != 13:
+            if len(f) != width:
                 raise ValueError
             rows.append(ProbeRow(int(f[1]), int(f[2]), v[0], v[3], v[6], (v[1], v[2]), (v[4], v[5]), v[7],
                                  (v[8], v[9])))
@@ -541,12 +633,7 @@ def compare_probe_dirs(dir_a, dir_b, num_samples: int = 1000, seed: int = 0) -> 
         raise DataError(Path(dir_b) / "per_utt.tsv", None,
                         f"probed on other test utterances than {dir_a} (e.g. '{only[0] if only else '?'}'); "
                         "a paired comparison needs the same set, split and seed")
-    ka, ga, ta, xa = load_trials(dir_a)
-    kb, gb, tb, xb = load_trials(dir_b)
-    if ka != kb or ga != gb or ta.tolist() != tb.tolist():
-        raise DataError(Path(dir_b) / "trials.tsv", None,
-                        f"other trials than {dir_a}; a paired comparison needs the same set, split, seed "
-                        "and --num-nontarget")
+    _, ga, ta, xa, xb = load_paired_trials(dir_a, dir_b)
     out = []
     n_layers = min(len(xa), len(xb))
     for layer in range(n_layers):
@@ -558,6 +645,182 @@ def compare_probe_dirs(dir_a, dir_b, num_samples: int = 1000, seed: int = 0) -> 
         out.append(DeltaRow(layer, acc["linear"], acc["mlp"],
                             paired_eer(xa[f"L{layer}"], xb[f"L{layer}"], ta, ga, num_samples, seed)))
     return out
+
+
+def load_paired_trials(dir_a, dir_b) -> tuple:
+    """(trial keys, test speakers, target, scores of A, scores of B) of two probe dirs that hold the same
+    trials (else DataError naming B's trials.tsv)."""
+    ka, ga, ta, xa = load_trials(dir_a)
+    kb, gb, tb, xb = load_trials(dir_b)
+    if ka != kb or ga != gb or ta.tolist() != tb.tolist():
+        raise DataError(Path(dir_b) / "trials.tsv", None,
+                        f"other trials than {dir_a}; a paired comparison needs the same set, split, seed "
+                        "and --num-nontarget")
+    return ka, ga, ta, xa, xb
+
+
+# ---------------------------------------------------------------------------------------------------
+# power: how the speaker-bootstrap interval of the EER (or of a paired Δ EER) narrows with speakers
+
+Z95, Z80 = 1.959964, 0.841621  # two-sided 95 %; one-sided 80 % power
+
+
+@dataclass
+class PowerResult:
+    set_speakers: int  # speakers of the probe set (with test trials)
+    sizes: list  # measured speaker counts (the last: the whole set)
+    layers: list
+    half_width: dict  # (layer, n) -> (mean half-width, its s.d. over subsets, subsets)
+    scale: dict  # layer -> c of the fit half-width = c / sqrt(n)
+    exponent: dict  # layer -> slope of log half-width on log n (-0.5 where 1/sqrt(n) holds; nan: < 2 sizes)
+    fit_sizes: list  # the sizes the fit used
+    paired: bool
+    meta: dict = field(default_factory=dict)
+
+    def predicted(self, layer: int, n: float) -> float:
+        return self.scale[layer] / math.sqrt(n)
+
+    def needed(self, layer: int, delta: float, power: bool = False) -> float:
+        """Speakers for a half-width <= ``delta`` (an observed Δ that large excludes 0), or with
+        ``power`` <= delta * z95 / (z95 + z80) (80 % power to find a true Δ of ``delta``); at least
+        MIN_BOOT_SPEAKERS (the interval is n/a below). nan where the interval has no width (c = 0: e.g. a
+        paired Δ of two systems whose layer is the same, such as layer 0, the input features)."""
+        c = self.scale[layer]
+        if not c > 0 or delta <= 0:
+            return float("nan")
+        target = delta * Z95 / (Z95 + Z80) if power else delta
+        return float(max(MIN_BOOT_SPEAKERS, math.ceil((c / target) ** 2)))
+
+
+def power_sizes(n_speakers: int) -> list[int]:
+    """5, 10, 20, 40, ... below the set's speaker count, then the set itself."""
+    sizes, n = [], MIN_BOOT_SPEAKERS
+    while n < n_speakers:
+        sizes.append(n)
+        n *= 2
+    return sizes + [n_speakers]
+
+
+def eer_power(dir_a, dir_b=None, *, sizes=None, subsets: int = 20, num_samples: int = 1000, seed: int = 0,
+              layers=None) -> PowerResult:
+    """Half-width of the 95 % speaker-bootstrap interval of the EER of probe dir ``dir_a`` (or, with
+    ``dir_b``, of the paired Δ EER B − A on their shared trials) per layer, on random subsets of n
+    speakers of the set (``subsets`` subsets per n; a subset keeps the trials whose test and enrolment
+    speakers are both in it, as a set of those n speakers would have), n = ``sizes`` (default
+    :func:`power_sizes`); the whole set is measured once, with the same draws as probe.tsv's interval.
+    Then fitted as c / sqrt(n) over n >= 10 (all sizes where fewer than 2 are >= 10)."""
+    dir_a = Path(dir_a)
+    if dir_b is None:
+        keys, groups, target, xa = load_trials(dir_a)
+        xb = None
+    else:
+        keys, groups, target, xa, xb = load_paired_trials(dir_a, dir_b)
+    where = Path(dir_b or dir_a) / "trials.tsv"
+    spk_of_enrol = {e: g for (e, _), g, t in zip(keys, groups, target) if t}
+    missing = next((e for e, _ in keys if e not in spk_of_enrol), None)
+    if missing is not None:
+        raise DataError(where, None, f"enrolment utterance '{missing}' has no target trial, so its speaker "
+                        "is unknown (not a trials.tsv of asr_gr.bin.probe?)")
+    names = sorted(set(groups))
+    index = {g: i for i, g in enumerate(names)}
+    n_spk = len(names)
+    if n_spk < MIN_BOOT_SPEAKERS:
+        raise DataError(where, None, f"{n_spk} test speakers; a speaker-bootstrap power table needs at least "
+                        f"{MIN_BOOT_SPEAKERS}")
+    gi = np.array([index[g] for g in groups])
+    ge = np.array([index[spk_of_enrol[e]] for e, _ in keys])  # a target trial's speaker is a test speaker
+    layer_names = sorted(xa, key=lambda h: int(h[1:]))
+    layers = [int(h[1:]) for h in layer_names] if layers is None else list(layers)
+    for layer in layers:
+        if f"L{layer}" not in xa or (xb is not None and f"L{layer}" not in xb):
+            raise DataError(where, 1, f"no layer {layer} (the probe has layers 0..{len(layer_names) - 1})")
+    sizes = sorted(set(power_sizes(n_spk) if sizes is None else [int(n) for n in sizes]))
+    bad = [n for n in sizes if not MIN_BOOT_SPEAKERS <= n <= n_spk]
+    if bad:
+        raise DataError(where, None, f"speaker count {bad[0]} is outside {MIN_BOOT_SPEAKERS}..{n_spk} "
+                        "(the set's test speakers)")
+    rng = np.random.default_rng(seed)
+    half = {}
+    for n in sizes:
+        reps = 1 if n == n_spk else subsets
+        widths = {layer: [] for layer in layers}
+        for _ in range(reps):
+            keep = np.zeros(n_spk, dtype=bool)
+            keep[rng.choice(n_spk, size=n, replace=False) if n < n_spk else np.arange(n_spk)] = True
+            mask = keep[gi] & keep[ge]
+            gid, counts = speaker_draws([names[i] for i in gi[mask]], num_samples, seed)
+            t = target[mask]
+            for layer in layers:
+                ea = _eers_of_draws(xa[f"L{layer}"][mask], t, gid, counts)
+                d = ea if xb is None else _eers_of_draws(xb[f"L{layer}"][mask], t, gid, counts) - ea
+                lo, hi = _pct(d)
+                widths[layer].append((hi - lo) / 2)
+        for layer in layers:
+            w = np.array(widths[layer])
+            half[(layer, n)] = (float(w.mean()), float(w.std(ddof=1)) if len(w) > 1 else float("nan"), len(w))
+    fit = [n for n in sizes if n >= 10]
+    fit = fit if len(fit) >= 2 else sizes
+    scale, exponent = {}, {}
+    for layer in layers:
+        pts = [(n, half[(layer, n)][0]) for n in fit if math.isfinite(half[(layer, n)][0])]
+        ns = np.array([p[0] for p in pts], dtype=np.float64)
+        hw = np.array([p[1] for p in pts])
+        scale[layer] = float((hw / np.sqrt(ns)).sum() / (1.0 / ns).sum()) if len(pts) else float("nan")
+        exponent[layer] = (float(np.polyfit(np.log(ns), np.log(np.maximum(hw, 1e-12)), 1)[0])
+                           if len(pts) >= 2 and (hw > 0).all() else float("nan"))
+    meta = {"dir_a": str(dir_a), "dir_b": str(dir_b) if dir_b else None, "trials": len(target),
+            "target_trials": int(np.sum(target)), "subsets": subsets, "bootstrap_draws": num_samples,
+            "seed": seed}
+    return PowerResult(n_spk, sizes, layers, half, scale, exponent, fit, dir_b is not None, meta)
+
+
+def power_tables(res: PowerResult, deltas=(1.0, 2.0, 5.0), extrapolate: int = 4) -> tuple[str, str, str]:
+    """(markdown, power.tsv, power_needed.tsv) of an :func:`eer_power` result."""
+    what = "Δ EER (B − A, paired: same trials, same speaker draws)" if res.paired else "EER"
+    ext = [res.set_speakers * 2 ** k for k in range(1, extrapolate + 1)]
+    m = res.meta
+    title = (f"`{m['dir_b']}` − `{m['dir_a']}`" if res.paired else f"`{m['dir_a']}`")
+    md = [f"# Speakers against the 95 % interval of the {what.split(' (')[0]}: {title}", "",
+          f"Half-width (points) of the 95 % speaker-bootstrap interval ({m['bootstrap_draws']} draws) of the "
+          f"{what}, per layer, on random subsets of n of the set's {res.set_speakers} test speakers (mean ± s.d. "
+          f"over {m['subsets']} subsets; a subset keeps the trials whose enrolment and test speakers are both "
+          f"in it); n = all: the set itself ({'the paired comparison' if res.paired else 'probe.tsv'}'s "
+          "interval). Rows marked *extrapolated* lie beyond the set's speakers and are NOT measured: c/√n, "
+          f"c fitted on n = {', '.join(map(str, res.fit_sizes))}; the fitted exponent of n is −0.5 where 1/√n "
+          "holds. Same utterances per speaker and the same trial design assumed (a subset is exactly a "
+          "smaller set's trial list where every non-target pair was kept, i.e. fewer than --num-nontarget; "
+          "else it has proportionally fewer non-target trials).", "",
+          "| speakers |" + "".join(f" L{layer} |" for layer in res.layers), "|---:|" + "---:|" * len(res.layers)]
+    tsv = ["layer\tspeakers\tsource\tsubsets\thalf_width\thalf_width_sd"]
+    for n in res.sizes:
+        label = f"{n} (all)" if n == res.set_speakers else str(n)
+        cells = []
+        for layer in res.layers:
+            mu, sd, k = res.half_width[(layer, n)]
+            cells.append(fmt(mu, ".2f") + ("" if math.isnan(sd) else f" ± {sd:.2f}"))
+            tsv.append(f"{layer}\t{n}\t{'all' if n == res.set_speakers else 'subsets'}\t{k}\t{fmt(mu, '.4f')}\t"
+                       f"{fmt(sd, '.4f')}")
+        md.append(f"| {label} | " + " | ".join(cells) + " |")
+    for n in ext:
+        md.append(f"| {n} (extrapolated: c/√n) | "
+                  + " | ".join(fmt(res.predicted(layer, n), ".2f") for layer in res.layers) + " |")
+        tsv += [f"{layer}\t{n}\textrapolated\t0\t{fmt(res.predicted(layer, n), '.4f')}\tn/a" for layer in res.layers]
+    md.append("| fitted exponent | " + " | ".join(fmt(res.exponent[layer], ".2f") for layer in res.layers) + " |")
+    md += ["", f"Speakers needed for a given {what.split(' (')[0]}: `n1 / n2` = speakers for a half-width ≤ Δ "
+           "(an observed difference of Δ then excludes 0: about 50 % power) / for 80 % power to find a true "
+           f"difference of Δ (half-width ≤ Δ·{Z95:.2f}/{Z95 + Z80:.2f}), from c/√n; at least "
+           f"{MIN_BOOT_SPEAKERS} (the speaker bootstrap is n/a below); n/a where the interval has no width."
+           + ("" if res.paired else " A single system's interval: a paired Δ between two systems on the same "
+              "trials is usually narrower (give two probe dirs), an unpaired one about √2 wider."), "",
+           "| Δ (points) |" + "".join(f" L{layer} |" for layer in res.layers), "|---:|" + "---:|" * len(res.layers)]
+    need = ["layer\tdelta\tspeakers_half_width_le_delta\tspeakers_80pct_power\tscale_c\texponent"]
+    for d in deltas:
+        md.append(f"| {d:g} | " + " | ".join(f"{fmt(res.needed(layer, d), '.0f')} / "
+                                             f"{fmt(res.needed(layer, d, power=True), '.0f')}"
+                                             for layer in res.layers) + " |")
+        need += [f"{layer}\t{d:g}\t{fmt(res.needed(layer, d), '.0f')}\t{fmt(res.needed(layer, d, power=True), '.0f')}"
+                 f"\t{fmt(res.scale[layer], '.4f')}\t{fmt(res.exponent[layer], '.4f')}" for layer in res.layers]
+    return "\n".join(md) + "\n", "\n".join(tsv) + "\n", "\n".join(need) + "\n"
 
 
 def fmt_ci(v: float, ci: tuple, spec: str = ".1f", sign: bool = False) -> str:
@@ -615,6 +878,15 @@ def plot_probe_curves(curves: dict, out_png, title: str = "Speaker probing per l
         fig.legend(*bx.get_legend_handles_labels(), loc="center left", bbox_to_anchor=(0.78, 0.5), fontsize=7)
     else:
         bx.legend(fontsize=7)
+    # a probe saturated on every layer is named in its panel: its curve ranks nothing
+    for a, kinds in ((ax, ("linear", "mlp")), (bx, ("eer",))):
+        notes = [(f"{name}: " if len(curves) > 1 else "") + saturation_short(saturation(rows), kinds)
+                 for name, rows in curves.items() if saturation_short(saturation(rows), kinds)]
+        if notes:
+            a.text(0.02, 0.03, "saturated on every layer (ceiling: every 95 % CI reaches perfect;\n"
+                   "chance: none lies clear of chance):\n" + "\n".join(notes), transform=a.transAxes,
+                   fontsize=6.5, color="darkred", va="bottom", ha="left",
+                   bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "darkred", "lw": 0.5})
     ax.set_title("identification (shaded: 95 % CI)", fontsize=9)
     bx.set_title("verification, cosine (shaded: 95 % CI)", fontsize=9)
     fig.suptitle(title, fontsize=10)
