@@ -40,6 +40,28 @@ def decode_dir(exp, data_set: str, setup: str | None) -> Path:
     return Path(exp) / (f"decode_{data_set}_{setup}" if setup else f"decode_{data_set}")
 
 
+def measured_mean_lambda(*exps) -> float | None:
+    """The lambda applied at every training step of the runs ``exps`` (exp dirs), averaged over all
+    their steps: each epoch's ``train_lambda`` of metrics.jsonl (the mean of its steps' ``lambda``
+    stats) weighted by the epoch's number of steps. None if no run logged a finite one. Used for the
+    adaptive schedule, whose lambda is measured, not computed. (Under DDP: rank 0's lambda.)"""
+    import math
+
+    from asr_gr.train.curves import read_metrics
+
+    total, steps = 0.0, 0
+    for exp in exps:
+        if not (Path(exp) / "metrics.jsonl").exists():
+            continue
+        prev = 0
+        for r in read_metrics(Path(exp) / "metrics.jsonl"):  # one row per epoch, the last one logged
+            n, prev = r["step"] - prev, r["step"]
+            lam = r.get("train_lambda")
+            if n > 0 and isinstance(lam, (int, float)) and not isinstance(lam, bool) and math.isfinite(lam):
+                total, steps = total + lam * n, steps + n
+    return total / steps if steps else None
+
+
 def heldout_acc(exp: Path, heldout_set: str, setups: list):
     """spk_acc.json of the held-out set: it does not depend on the decoding setup; the first found."""
     for d in [decode_dir(exp, heldout_set, s) for s in setups] + sorted(exp.glob(f"decode_{heldout_set}_*")):
@@ -75,7 +97,7 @@ def collect(exp_root, test_set: str, heldout_set: str | None, setups=(None,)) ->
         rows.append({
             "system": exp.name, "aux": cfg.get("aux", "none"),
             "spk_layer": aux_conf.get("spk_layer", "") if cfg.get("aux") != "none" else "",
-            "enc_grad": encoder_grad_scale(cfg.get("aux", "none"), aux_conf),
+            "enc_grad": encoder_grad_scale(cfg.get("aux", "none"), aux_conf, measured_mean_lambda(exp)),
             "wer": {s: r["wer"] if r else None for s, r in res.items()},
             "wer_ci": {s: wer_interval(scored[s]) if s in scored else None for s in setups},
             "cer": {s: r["cer"] if r else None for s, r in res.items()},
@@ -97,7 +119,8 @@ def markdown(rows: list[dict], test_set: str, heldout_set: str | None, setups=(N
              + f". Speaker accuracy: the aux head on `{heldout_set}` (held-out utterances of training speakers; "
                "chance in brackets). WER's 95 % interval: bootstrap over test utterances (1000 draws). enc. "
                "grad: the effective scale of the speaker loss's gradient reaching the encoder, averaged over "
-               "training (+w for mtl, -w·mean(λ) for adversarial).")
+               "training (+w for mtl, -w·mean(λ) for adversarial; the adaptive schedule's λ as logged at "
+               "every step).")
     two = len(setups) == 2
     if two:
         intro += (f" Δ WER: `{setups[1]}` minus `{setups[0]}`, with its 95 % interval (paired bootstrap over "

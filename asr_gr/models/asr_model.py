@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import logging
@@ -16,6 +17,14 @@ from asr_gr.models.registry import AUX_HEADS, ENCODERS
 from asr_gr.utils import ConfigError
 
 log = logging.getLogger(__name__)
+
+
+class StepStats(dict):
+    """The stats of one forward pass (``ASRModel.forward``). The backward pass may still complete an
+    entry (the adaptive gradient reversal's ``lambda`` is known only once both gradients reach its
+    layer), so read them after ``backward()``. A dict subclass on purpose: DDP rebuilds the plain
+    containers of a module's output (torch.utils._pytree) but hands back other objects as they are,
+    so the caller holds this very dict, the one the backward pass writes to."""
 
 
 class ASRModel(nn.Module):
@@ -50,10 +59,13 @@ class ASRModel(nn.Module):
 
         ``ys`` (B, U) padded targets with lengths ``y_lens``; a row with ``y_lens == 0`` is untranscribed
         and adds no CTC loss. ``spk`` (B,) speaker indices, -1 where unknown. ``progress`` in [0, 1]
-        drives the lambda schedule of an adversarial head.
+        drives the lambda schedule of an adversarial head. ``stats`` is a StepStats: with the adaptive
+        schedule its ``lambda`` is NaN until ``loss.backward()`` has set the lambda applied.
         """
-        log_probs, out_lens, layers = self.ctc_log_probs(feats, feat_lens)
-        stats: dict[str, float] = {}
+        stats = StepStats()
+        tap = self.aux_head.encoder_tap(stats) if self.aux_head is not None and torch.is_grad_enabled() else None
+        with self.encoder.tapped(*tap) if tap else contextlib.nullcontext():
+            log_probs, out_lens, layers = self.ctc_log_probs(feats, feat_lens)
         loss_ctc, n_text = self.ctc_loss(log_probs, out_lens, ys, y_lens)
         if n_text:
             stats["loss_ctc"] = loss_ctc.item()

@@ -34,6 +34,8 @@ _RANGES = {
     "aux_conf.spk_weight": (0.0, True, None, False),
     "aux_conf.spk_lambda": (0.0, True, None, False),
     "aux_conf.lambda_gamma": (0.0, True, None, False),
+    "aux_conf.adaptive_alpha": (0.0, False, None, False),  # the adaptive GRL's ratio of gradient norms
+    "aux_conf.adaptive_smoothing": (0.0, True, 1.0, False),  # its EMA factor (1 would never measure)
     "aux_conf.hidden": (1, True, None, False),
     "aux_conf.num_layers": (0, True, None, False),
     "aux_conf.dropout": (0.0, True, 1.0, False),

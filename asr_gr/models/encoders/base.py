@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -29,9 +31,31 @@ class Encoder(nn.Module):
     the padded frames of ``feats`` hold, no block may read them: zero them (after any normalisation)
     before every operation that mixes frames (convolutions, pooling), mask them in attention, pack
     them in recurrent layers; and every returned layer has zeros past its row's ``out_lens``.
+
+    At each layer boundary ``forward`` calls ``self.tap(i, x, lens)`` and feeds the first tensor it
+    returns to the layers above and the second to ``layers[i]``: the same tensor, unless a tap is set
+    on layer i for this forward pass (``with encoder.tapped(i, fn)``), e.g. the adaptive gradient
+    reversal, which must see the gradients from above and from the speaker head apart.
     """
 
     layer_dims: list[int]
+    _tap = None  # (layer index, fn) while a ``tapped`` block runs
+
+    def tap(self, index: int, x: torch.Tensor, lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x for the layers above, x for ``layers[index]``) of layer ``index``'s (0-based) output ``x``
+        (B, T, C) with ``lens`` valid frames: ``(x, x)`` unless a tap is set on this layer."""
+        if self._tap is None or self._tap[0] != index:
+            return x, x
+        return self._tap[1](x, lens)
+
+    @contextmanager
+    def tapped(self, index: int, fn):
+        """Route layer ``index``'s output through ``fn(x, lens) -> (x_above, x_layer)`` while the block runs."""
+        self._tap = (index, fn)
+        try:
+            yield self
+        finally:
+            self._tap = None
 
     @property
     def num_layers(self) -> int:

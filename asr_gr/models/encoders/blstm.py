@@ -24,10 +24,10 @@ class BLSTMEncoder(Encoder):
     def forward(self, feats, lens):
         x, lens = self.front(feats, lens)
         outs = []
-        for lstm in self.layers:
+        for i, lstm in enumerate(self.layers):
             packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
             y, _ = lstm(packed)
             y, _ = pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
-            x = self.dropout(y)
-            outs.append(x)
-        return outs[-1], lens, outs
+            x, layer = self.tap(i, self.dropout(y), lens)
+            outs.append(layer)
+        return x, lens, outs

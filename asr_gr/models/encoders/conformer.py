@@ -50,7 +50,9 @@ class ConformerEncoder(Encoder):
         pad = torch.arange(x.shape[1], device=x.device)[None, :] >= lens[:, None]
         x = x.transpose(0, 1)  # torchaudio's layers take (T, B, D)
         outs = []
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             x = layer(x, pad).masked_fill(pad.T[:, :, None], 0.0)
-            outs.append(x.transpose(0, 1))
-        return outs[-1], lens, outs
+            out, tapped = self.tap(i, x.transpose(0, 1), lens)
+            x = out.transpose(0, 1)
+            outs.append(tapped)
+        return out, lens, outs

@@ -63,7 +63,9 @@ class ConvGLUEncoder(Encoder):
     def forward(self, feats, lens):
         x = zero_padding(feats, lens).transpose(1, 2)
         layers = []
-        for block in self.blocks:
+        for i, block in enumerate(self.blocks):
             x, lens = block(x, lens)
-            layers.append(x.transpose(1, 2))
-        return layers[-1], lens, layers
+            out, layer = self.tap(i, x.transpose(1, 2), lens)
+            x = out.transpose(1, 2)
+            layers.append(layer)
+        return out, lens, layers
