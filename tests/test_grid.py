@@ -181,17 +181,32 @@ def test_shipped_grid_files_expand(path):
 
 
 FAKE_ASR = r'''#!/usr/bin/env python3
-# stands in for asr.sh: records when it ran, on which cores and with which arguments
-import json, os, sys, time
+# stands in for asr.sh: records when it ran, on which cores, in which Slurm job (with which comment) and
+# with which arguments. SLEEP: a system's seconds; BARRIER=N: a system waits (at most 60 s) until N
+# systems have started, and records how many it saw; FAIL_TAG: that system fails.
+import json, os, subprocess, sys, time
 args = sys.argv[1:]
 tag = args[args.index("--tag") + 1] if "--tag" in args else "prep"
+exp = os.environ["EXP"]
 t0 = time.time()
 print(f"fake asr.sh {tag} running", flush=True)
-time.sleep(1.5 if tag != "prep" else 0.3)
-os.makedirs(f"{os.environ['EXP']}/calls", exist_ok=True)
-with open(f"{os.environ['EXP']}/calls/{tag}.json", "w") as f:
-    json.dump({"cores": sorted(os.sched_getaffinity(0)), "t0": t0, "t1": time.time(), "args": args}, f)
-sys.exit(3 if tag == os.environ.get("FAIL_TAG") else 0)
+seen = 0
+if tag != "prep" and os.environ.get("BARRIER"):
+    os.makedirs(f"{exp}/started", exist_ok=True)
+    open(f"{exp}/started/{tag}", "w").close()
+    while (seen := len(os.listdir(f"{exp}/started"))) < int(os.environ["BARRIER"]) and time.time() - t0 < 60:
+        time.sleep(0.1)
+time.sleep(float(os.environ.get("SLEEP") or 1.5) if tag != "prep" else 0.3)
+job = os.environ.get("SLURM_JOB_ID")
+comment = subprocess.run(["squeue", "-h", "-j", job, "-o", "%k"], capture_output=True, text=True).stdout.strip() \
+    if job else None
+os.makedirs(f"{exp}/calls", exist_ok=True)
+with open(f"{exp}/calls/{tag}.json", "w") as f:
+    json.dump({"cores": sorted(os.sched_getaffinity(0)), "t0": t0, "t1": time.time(), "args": args, "job": job,
+               "cpus": os.environ.get("SLURM_CPUS_PER_TASK"), "comment": comment, "seen": seen}, f)
+if tag == os.environ.get("FAIL_TAG"):
+    print("ERROR: data/train/text:7: empty transcript", flush=True)
+    sys.exit(3)
 '''
 
 
@@ -250,7 +265,8 @@ def test_parallel_grid_failure_lets_the_others_finish_and_names_the_log(tmp_path
         grid.main(args)
     err = capsys.readouterr().err
     log = tmp_path / "exp" / "log" / f"grid.{semi}.log"
-    assert f"ERROR: grid: 1 part(s) failed: {semi} (exit status 3, log {log})" in err
+    assert (f"ERROR: grid: 1 part(s) failed: {semi} (exit status 3, log {log}: ERROR: data/train/text:7: empty "
+            "transcript)") in err
     assert _calls(tmp_path)["grid_mtl_l2"]["t0"] >= _calls(tmp_path)[semi]["t1"]
     assert (tmp_path / "exp" / "grid_none" / ".grid_done").exists()
     assert (tmp_path / "exp" / "grid_mtl_l2" / ".grid_done").exists()
@@ -275,3 +291,71 @@ def test_parallel_grid_refuses_more_cores_than_it_has(tmp_path, monkeypatch):
     args[args.index("--jobs") + 1] = "1000"
     with pytest.raises(ConfigError, match=r"--jobs 1000 --cores-per-job 1 needs 1000 cores; this process may use"):
         grid.main.__wrapped__(args)
+
+
+def _recipe_dir(tmp_path, monkeypatch):
+    """A recipe dir with mini_synth's cmd.sh and conf/slurm.conf, as the current dir."""
+    import shutil
+
+    src = grid.Path(__file__).resolve().parents[1] / "egs" / "mini_synth" / "asr1"
+    d = tmp_path / "recipe"
+    (d / "conf").mkdir(parents=True)
+    shutil.copy(src / "cmd.sh", d / "cmd.sh")
+    shutil.copy(src / "conf" / "slurm.conf", d / "conf" / "slurm.conf")
+    (d / "g.yaml").write_text("systems:\n  - {aux: none}\n  - {aux: mtl, spk_layer: 2}\n")
+    monkeypatch.chdir(d)
+    return d
+
+
+def _dry(capsys, *recipe, grid_opts=()):
+    grid.main(["--grid", "g.yaml", *grid_opts, "--dry-run", "--", "./asr.sh", *recipe])
+    return {ln.split(":")[1].strip(): ln.split(": ", 2)[2] for ln in capsys.readouterr().err.splitlines()
+            if ln.startswith("grid: ")}
+
+
+def test_cmd_backend_slurm_makes_each_system_one_job_of_cmd_sh(tmp_path, monkeypatch, capsys):
+    """--cmd-backend slurm in the recipe command: each system one job of cmd.sh's train_cmd (as the user
+    edited it) asking for --nj cores, with asr.sh inside on the local backend; the data preparation here,
+    its parts on Slurm. The recipe's --train-opts stay in front of the system's."""
+    d = _recipe_dir(tmp_path, monkeypatch)
+    cmd_sh = d / "cmd.sh"
+    cmd_sh.write_text(cmd_sh.read_text().replace('train_cmd="utils/slurm.pl --config conf/slurm.conf"',
+                                                  'train_cmd="utils/slurm.pl --config conf/slurm.conf --time 2:00:00"'))
+    lines = _dry(capsys, "--nj", "3", "--cmd-backend", "slurm", "--train-opts", "--set num_threads=1")
+    assert lines["prep"].startswith("./asr.sh --nj 3 --cmd-backend slurm ") and "local" not in lines["prep"]
+    assert lines["grid_mtl_l2"] == (
+        "utils/slurm.pl --config conf/slurm.conf --time 2:00:00 --num-threads 3 exp/log/grid.grid_mtl_l2.log "
+        "./asr.sh --nj 3 --cmd-backend slurm --train-opts '--set num_threads=1' --stage 3 --stop-stage 6 --aux mtl "
+        "--tag grid_mtl_l2 --train-config conf/train.yaml --train-opts '--set num_threads=1 --set "
+        "aux_conf.spk_layer=2' --cmd-backend local --nj 3")
+    # GPUs (--ngpu, or the config's ngpu): cuda_cmd --gpu N; --cores-per-job sets the cores and asr.sh's --nj
+    lines = _dry(capsys, "--cmd-backend", "slurm", "--ngpu", "2", grid_opts=("--cores-per-job", "4"))
+    assert lines["grid_none"].startswith("utils/slurm.pl --config conf/slurm.conf --gpu 1 --gpu 2 --num-threads 4 "
+                                         "exp/log/grid.grid_none.log ./asr.sh ")
+    assert lines["grid_none"].endswith(" --cmd-backend local --nj 4")
+    (d / "conf" / "gpu.yaml").write_text("ngpu: 1\n")
+    (d / "g.yaml").write_text("config: conf/gpu.yaml\nsystems:\n  - {aux: none}\n")
+    assert " --gpu 1 --num-threads 2 exp/log/grid.grid_none.log " in _dry(capsys, "--cmd-backend", "slurm")["grid_none"]
+    # --backend local: the systems' asr.sh here, their stages' parts as Slurm jobs (nested, as the user asks)
+    lines = _dry(capsys, "--cmd-backend", "slurm", grid_opts=("--backend", "local"))
+    assert lines["grid_none"].startswith("./asr.sh --cmd-backend slurm ") and "local" not in lines["grid_none"]
+
+
+@pytest.mark.parametrize("recipe, setup, msg", [
+    (["--cmd-backend", "sge"], None, r"cmd.sh \(cmd_backend=sge\): cmd.sh: --cmd-backend must be local or slurm, "
+                                     "got 'sge'"),
+    (["--cmd-backend", "slurm"], "no_cmd_sh", r"cmd.sh: not found: the 'slurm' backend runs each job through"),
+    (["--cmd-backend", "slurm"], "no_cuda_cmd", r"cmd.sh sets no cuda_cmd for cmd_backend=slurm"),
+    (["--cmd-backend", "slurm", "--num-nodes", "2"], None, r"--num-nodes 2: through the 'slurm' backend each system "
+                                                           "is one job on one node"),
+    (["--cmd-backend", "slurm", "--nj", "two"], None, r"--nj 'two': expected a whole number"),
+])
+def test_backend_problems_are_named(tmp_path, monkeypatch, recipe, setup, msg):
+    d = _recipe_dir(tmp_path, monkeypatch)
+    if setup == "no_cmd_sh":
+        (d / "cmd.sh").unlink()
+    elif setup == "no_cuda_cmd":
+        text = (d / "cmd.sh").read_text()
+        (d / "cmd.sh").write_text(text.replace('cuda_cmd="utils/slurm.pl --config conf/slurm.conf --gpu 1"', 'cuda_cmd=""'))
+    with pytest.raises(ConfigError, match=msg):
+        grid.main.__wrapped__(["--grid", "g.yaml", "--dry-run", "--", "./asr.sh", *recipe])

@@ -27,6 +27,15 @@ if [ "${3:-}" = --nodes ]; then nodes=${4:-}; fi
 skip() { echo "slurm_local.sh: $*" >&2; exit 2; }
 
 if [ "${cmd}" = stop ]; then
+  # first cancel this cluster's jobs and wait (10 s at most) until they have left: their processes run
+  # under slurmstepd, which outlives the daemons (a test that failed would leave its jobs running)
+  if [ -f "${dir}/slurmctld.pid" ] && command -v scancel >/dev/null; then
+    SLURM_CONF="${dir}/slurm.conf" scancel --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 100); do
+      [ -z "$(SLURM_CONF="${dir}/slurm.conf" squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.1
+    done
+  fi
   for f in "${dir}"/slurmd*.pid "${dir}/slurmctld.pid"; do
     if [ -f "${f}" ]; then
       pid=$(cat "${f}")
@@ -61,14 +70,17 @@ while [ ${#ports[@]} -lt $(( nodes + 1 )) ]; do
 done
 ctld_port=${ports[0]}
 mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
+# the machine's cores (not nproc: it counts OMP_NUM_THREADS and this process's affinity, e.g. pytest run
+# with OMP_NUM_THREADS=1 would get a one-core node whose jobs then all run one after the other)
+cpus=$(getconf _NPROCESSORS_ONLN)
 if [ "${nodes}" = 1 ]; then
   names=("${host}")
-  node_lines="NodeName=${host} NodeAddr=127.0.0.1 Port=${ports[1]} CPUs=$(nproc) RealMemory=${mem_mb} State=UNKNOWN"
+  node_lines="NodeName=${host} NodeAddr=127.0.0.1 Port=${ports[1]} CPUs=${cpus} RealMemory=${mem_mb} State=UNKNOWN"
 else
   names=(); node_lines=""
   for i in $(seq "${nodes}"); do
     names+=("${host}-${i}")
-    node_lines+="NodeName=${host}-${i} NodeHostname=${host} NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=$(nproc) "
+    node_lines+="NodeName=${host}-${i} NodeHostname=${host} NodeAddr=127.0.0.1 Port=${ports[i]} CPUs=${cpus} "
     node_lines+="RealMemory=$(( mem_mb / nodes )) State=UNKNOWN"$'\n'
   done
 fi

@@ -24,6 +24,15 @@ Everything after ``--`` is the recipe's asr.sh command with its corpus options; 
 
 With several seeds the summary gives each system's mean ± s.d. over seeds, and the difference to the
 baseline of the seed-averaged per-utterance errors with its paired-bootstrap intervals.
+
+Where the systems run: here (``--jobs N --cores-per-job C``: N at once, each pinned to C cores), or, with
+``--backend slurm`` (the default when the recipe command has ``--cmd-backend slurm``), each system and
+seed as one job of the recipe's cmd.sh (``asr_gr.launch.cmdsh``): its train_cmd, or cuda_cmd ``--gpu N``
+when --ngpu or the config's ngpu asks for GPUs, with ``--num-threads C``; inside the job asr.sh runs
+stages 3-6 with ``--cmd-backend local --nj C``. The data preparation (stages 1-2) runs here first, alone,
+its parts through the recipe's own --cmd-backend. Every system's output goes to exp/log/grid.<tag>.log;
+a failed one lets the others finish and is named with its log and the log's last error line; a rerun
+redoes only the systems without exp/<tag>/.grid_done; SIGINT/SIGTERM stop (cancel) every running one.
 """
 
 from __future__ import annotations
@@ -39,8 +48,10 @@ from pathlib import Path
 
 from asr_gr.bin.common import main_guard
 from asr_gr.record import write_record
-from asr_gr.bin.results import decode_dir, heldout_acc
+from asr_gr.bin.results import decode_dir, heldout_acc, measured_mean_lambda
 from asr_gr.config import load_yaml
+from asr_gr.launch.cmdsh import BackendJobs, cmd_sh_commands
+from asr_gr.launch.jobs import last_error_line
 from asr_gr.launch.local import kill_groups, interrupts_raise
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
@@ -119,12 +130,16 @@ def tag_of(s: dict, seed: int | None = None) -> str:
     return "_".join(parts) + suffix
 
 
-def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None = None) -> list[str]:
+def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None = None,
+                train_opts: str | None = None) -> list[str]:
+    """asr.sh's options for system ``s``; ``train_opts``: the recipe command's own --train-opts, kept
+    in front of the system's (asr.sh takes the last --train-opts only)."""
     sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule")
             if k in s]
     if seed is not None:
         sets.append(f"--set seed={seed}")
-    args = ["--aux", s["aux"], "--tag", tag_of(s, seed), "--train-config", config, "--train-opts", " ".join(sets)]
+    opts = " ".join(x for x in [train_opts, *sets] if x)
+    args = ["--aux", s["aux"], "--tag", tag_of(s, seed), "--train-config", config, "--train-opts", opts]
     if s.get("semi"):
         args += ["--untranscribed-set", untranscribed_set]
     return args
@@ -149,7 +164,8 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
     """Per probe set (every exp/<run>/probe_<set>/probe.tsv): per run (system x seed) and layer the
     linear-probe accuracy and the verification EER with 95 % CIs, the paired difference to the
     baseline run of the same seed at the top layer, and exp/grid_probe_<set>.png."""
-    from asr_gr.analysis.probe import compare_probe_dirs, fmt_ci, plot_probe_curves, read_tsv
+    from asr_gr.analysis.probe import (SATURATION_NOTE, compare_probe_dirs, fmt_ci, plot_probe_curves, read_tsv,
+                                       saturation, saturation_short)
 
     base = next((s for s in systems if s["aux"] == "none"), None)
     runs = [(s, seed, tag_of(s, seed)) for s in systems for seed in seeds]
@@ -167,10 +183,13 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
                   f"utterances and trials; accuracy, then EER). Curves: `grid_probe_{name}.png`.", "",
                   "| run |" + "".join(f" L{i} |" for i in range(n)) + " Δ top vs baseline |",
                   "|---|" + "---|" * (n + 1)]
+        flagged = []
         for s, seed, t in runs:
             if t not in probes:
                 continue
             rows = probes[t]
+            sat = saturation_short(saturation(rows), ("linear", "eer"))  # the two probes shown here
+            flagged += [f"`{t}`: {sat}"] if sat else []
             cells = [f"{fmt_ci(r.linear_acc, r.linear_ci, '.0f')} / {fmt_ci(r.eer, r.eer_ci, '.1f')}" for r in rows]
             cells += [""] * (n - len(rows))
             delta, bt = "-", tag_of(base, seed) if base is not None else None
@@ -181,7 +200,9 @@ def _probe_sections(systems: list[dict], exp_root: Path, seeds: list) -> list[st
                         delta = f"{fmt_ci(*d[-1].linear, '.0f', sign=True)} / {fmt_ci(*d[-1].eer, '.1f', sign=True)}"
                 except DataError as e:
                     delta = f"n/a ({e.reason.split(';')[0]})"
-            lines.append(f"| {t} | " + " | ".join(cells) + f" | {delta} |")
+            lines.append(f"| {t}{' ‡' if sat else ''} | " + " | ".join(cells) + f" | {delta} |")
+        if flagged:
+            lines += ["", f"‡ {SATURATION_NOTE}: " + "; ".join(flagged) + "."]
         plot_probe_curves(probes, exp_root / f"grid_probe_{name}.png",
                           title=f"Speaker probing per layer on '{name}': the grid")
     return lines
@@ -234,7 +255,8 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
              + ", with its 95% confidence intervals (paired bootstrap over utterances, and over speakers "
              "when there are at least 5; 1000 draws) and the utterance-level p-value. enc. grad: the "
              "effective scale of the speaker loss's gradient reaching the encoder, averaged over training "
-             f"(+w for mtl, −w·mean(λ) for adversarial). spk acc: the aux head on `{heldout_set}`. "
+             f"(+w for mtl, −w·mean(λ) for adversarial; the adaptive schedule's λ as logged at every step). "
+             f"spk acc: the aux head on `{heldout_set}`. "
              "Speaker probing of the frozen layers: one section per probe set below.", ""]
     head = ("| system | aux | layer | λ | semi | enc. grad | WER % | CER % | Δ WER [95% CI utt] [95% CI spk], p "
             "| spk acc % |")
@@ -257,7 +279,8 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
                              f"p={r.p:.2f}")
             aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
                                                              "lambda_schedule") if k in s})
-            grad = encoder_grad_scale(s["aux"], aux_conf)
+            grad = encoder_grad_scale(s["aux"], aux_conf,  # adaptive: the λ its runs logged, all steps
+                                      measured_mean_lambda(*(exp_root / tag_of(s, seed) for seed in seeds)))
             cells = [tag_of(s), s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
                      "yes" if s.get("semi") else "", f"{grad:+.2f}" if grad is not None else "-",
                      _mean_sd([r["wer"] for r in res if r]), _mean_sd([r["cer"] for r in res if r]), delta,
@@ -292,6 +315,11 @@ def _quoted(cmd: list[str]) -> str:
     return " ".join(f"'{c}'" if " " in c or not c else c for c in cmd)
 
 
+def _shown(cmd: list[str], log: Path, backend: BackendJobs | None) -> str:
+    """A part's command as printed: through a backend, as Kaldi shows it: ``<backend> <log> <command>``."""
+    return _quoted(cmd) if backend is None else f"{_quoted([*backend.words, str(log)])} {_quoted(cmd)}"
+
+
 TIMES_HEADER = "part\tcores\tseconds\tstatus\tfinished\n"
 
 
@@ -310,8 +338,9 @@ class _Times:
                     self.rows[f[0]] = f
 
     def add(self, part: str, cores, seconds: float, status: str) -> None:
-        cores = cores or sorted(os.sched_getaffinity(0))  # not pinned: every core this process may use
-        self.rows[part] = [part, str(len(cores)), f"{seconds:.1f}", status,
+        """``cores``: the cores it was pinned to, a job's core count, or None (every core this process may use)."""
+        n = cores if isinstance(cores, int) else len(cores or os.sched_getaffinity(0))
+        self.rows[part] = [part, str(n), f"{seconds:.1f}", status,
                            time.strftime("%Y-%m-%dT%H:%M:%S")]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, TIMES_HEADER + "".join("\t".join(r) + "\n" for r in self.rows.values()))
@@ -328,45 +357,119 @@ def _start(cmd: list[str], cores, log: Path | None) -> subprocess.Popen:
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, preexec_fn=pin, start_new_session=True)
 
 
+def _outcome(p: subprocess.Popen, log: Path | None, secs: float, cores, backend: BackendJobs | None):
+    """(seconds, cores, status, job, what went wrong or None) of a finished part; through a backend, the
+    job's own time (its log's frame: without the time it queued) and its cores."""
+    if backend is None:
+        why = None if p.returncode == 0 else (f"exit status {p.returncode}"
+                                              + (f", log {log}: {last_error_line(log)}" if log else ""))
+        return secs, cores, "ok" if why is None else f"exit {p.returncode}", None, why
+    frame, why = backend.result(p, log)
+    status = "ok" if why is None else f"exit {frame.code}" if frame.code is not None else "failed"
+    return (frame.seconds if frame.seconds is not None else secs), backend.cores, status, frame.job, why
+
+
 def run_parts(parts: list[tuple[str, list[str], Path | None]], jobs: int, pins: list, exp_root: Path,
-              times: _Times) -> list[str]:
-    """Run ``(name, command, done marker)`` parts, at most ``jobs`` at once, slot i pinned to ``pins[i]``;
-    a part that succeeds gets its marker (if any) touched. With one job a part's output goes to this
-    terminal, else to exp/log/grid.<name>.log. Returns the failed parts' descriptions (the others still
-    run to the end). SIGINT/SIGTERM stop every running part."""
+              times: _Times, backend: BackendJobs | None = None) -> list[str]:
+    """Run ``(name, command, done marker)`` parts, at most ``jobs`` at once; a part that succeeds gets its
+    marker (if any) touched. Here (``backend`` None) slot i is pinned to ``pins[i]``, and with one job a
+    part's output goes to this terminal; through a ``backend`` each part is one job of it. Otherwise a
+    part's output goes to exp/log/grid.<name>.log. Returns the failed parts' descriptions (exit status,
+    log and the log's last error line; the other parts still run to the end). SIGINT/SIGTERM stop every
+    running part (a backend's: its job is cancelled)."""
     todo, running, failed = list(parts), {}, []
     free = list(range(jobs))
-    with interrupts_raise():
+    with interrupts_raise() as guard:
         try:
             while todo or running:
                 while todo and free:
-                    name, cmd, done = todo.pop(0)
-                    slot = free.pop(0)
-                    log = None if jobs == 1 else exp_root / "log" / f"grid.{name}.log"
-                    print(f"grid: {name}: {_quoted(cmd)}" + (f" (cores {_cores_str(pins[slot])}, log {log})"
-                                                              if log else ""), file=sys.stderr)
-                    running[_start(cmd, pins[slot], log)] = (name, done, slot, log, time.monotonic())
+                    with guard.deferred():  # a started part is always in `running`, for the clean-up
+                        name, cmd, done = todo.pop(0)
+                        slot = free.pop(0)
+                        log = None if jobs == 1 and backend is None else exp_root / "log" / f"grid.{name}.log"
+                        if backend is None:
+                            print(f"grid: {name}: {_quoted(cmd)}" + (f" (cores {_cores_str(pins[slot])}, log {log})"
+                                                                      if log else ""), file=sys.stderr)
+                            p = _start(cmd, pins[slot], log)
+                        else:
+                            print(f"grid: {name}: {_shown(cmd, log, backend)}", file=sys.stderr)
+                            p = backend.start(log, cmd)
+                        running[p] = (name, done, slot, log, time.monotonic())
                 for p in [p for p in running if p.poll() is not None]:
                     name, done, slot, log, t0 = running.pop(p)
                     free.append(slot)
                     free.sort()
-                    secs = time.monotonic() - t0
-                    times.add(name, pins[slot], secs, "ok" if p.returncode == 0 else f"exit {p.returncode}")
-                    if p.returncode == 0:
+                    secs, cores, status, job, why = _outcome(p, log, time.monotonic() - t0, pins[slot], backend)
+                    times.add(name, cores, secs, status)
+                    if why is None:
                         if done is not None:
                             done.parent.mkdir(parents=True, exist_ok=True)
                             done.touch()
-                        if jobs > 1:
-                            print(f"grid: {name} finished in {secs:.0f} s", file=sys.stderr)
+                        if log is not None:
+                            print(f"grid: {name} finished in {secs:.0f} s" + (f" (slurm job {job})" if job else ""),
+                                  file=sys.stderr)
                     else:
-                        failed.append(f"{name} (exit status {p.returncode}" + (f", log {log})" if log else ")"))
-                        print(f"grid: {name} FAILED with exit status {p.returncode}", file=sys.stderr)
+                        failed.append(f"{name} ({why})")
+                        print(f"grid: {name} FAILED: {why}", file=sys.stderr)
                 if running:
                     time.sleep(0.2)
         except BaseException:
-            kill_groups(list(running))
+            if backend is not None:
+                backend.stop(list(running))
+            else:
+                kill_groups(list(running))
             raise
     return failed
+
+
+def _recipe_opt(cmd: list[str], name: str) -> str | None:
+    """The value the recipe command ``cmd`` (``./asr.sh --opt value ...``) gives option ``name`` (the
+    last one wins, as in parse_options.sh), or None."""
+    value, i = None, 1
+    while i < len(cmd):
+        w = cmd[i]
+        if w.startswith(name + "="):
+            value, i = w.split("=", 1)[1], i + 1
+        elif w == name and i + 1 < len(cmd):
+            value, i = cmd[i + 1], i + 2
+        else:
+            i += 2 if w.startswith("--") and "=" not in w else 1
+    return value
+
+
+def _int_opt(cmd: list[str], name: str) -> int | None:
+    v = _recipe_opt(cmd, name)
+    if v is None or v == "":
+        return None
+    try:
+        return int(v)
+    except ValueError:
+        raise ConfigError(f"{name} '{v}': expected a whole number") from None
+
+
+DEFAULT_NJ = 2  # asr.sh's --nj: the cores of a system's job when neither --cores-per-job nor the recipe's --nj says
+
+
+def _backend(name: str, base: list[str], config: str, cores_per_job: int) -> tuple[BackendJobs, list[str]]:
+    """The backend running each system as one job, and the options its asr.sh gets inside the job. The
+    job: cmd.sh's train_cmd for ``cmd_backend=name``, or its cuda_cmd with ``--gpu N`` when the recipe's
+    --ngpu (else the config's ngpu) asks for N GPUs, with ``--num-threads C`` (C: --cores-per-job, else
+    the recipe's --nj, else 2). Inside it asr.sh runs with ``--cmd-backend local --nj C``: the stages'
+    parallel parts (decoding, probing) are processes in the job's allocation, not nested jobs."""
+    if (_int_opt(base, "--num-nodes") or 1) > 1:
+        raise ConfigError(f"--num-nodes {_int_opt(base, '--num-nodes')}: through the '{name}' backend each system is "
+                          "one job on one node; for multi-node training run the grid with --grid-opts "
+                          "'--backend local' (each system's stages then submit their own jobs through cmd.sh)")
+    cores = cores_per_job or _int_opt(base, "--nj") or DEFAULT_NJ
+    if cores < 1:
+        raise ConfigError(f"--cores-per-job {cores_per_job}: a job needs at least one core")
+    ngpu = _int_opt(base, "--ngpu")
+    if ngpu is None:
+        ngpu = int((load_yaml(config) if Path(config).exists() else {}).get("ngpu") or 0)
+    commands = cmd_sh_commands(name)
+    gpu = ["--gpu", str(ngpu)] if ngpu > 0 else []
+    backend = BackendJobs(commands["cuda_cmd" if gpu else "train_cmd"], [*gpu, "--num-threads", str(cores)], cores)
+    return backend, ["--cmd-backend", "local", "--nj", str(cores)]
 
 
 @main_guard
@@ -379,18 +482,29 @@ def main(argv=None):
     ap.add_argument("--grid", required=True)
     ap.add_argument("--exp-root", default="exp")
     ap.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="systems trained at once, each its own asr.sh (after the data preparation, which runs "
-                         "alone); output to exp/log/grid.<tag>.log when > 1. Give asr.sh --nj = --cores-per-job")
+    ap.add_argument("--backend",
+                    help="where the systems run: local (processes here) or a backend of the recipe's cmd.sh "
+                         "(slurm): each system (and seed) one job of cmd.sh's train_cmd, or cuda_cmd --gpu N when "
+                         "--ngpu or the config's ngpu asks for GPUs, its asr.sh stages 3-6 inside with "
+                         "--cmd-backend local; the data preparation runs here first. Default: the recipe "
+                         "command's --cmd-backend, else local")
+    ap.add_argument("--jobs", type=int,
+                    help="systems run at once, each its own asr.sh (after the data preparation, which runs alone); "
+                         "output to exp/log/grid.<tag>.log when > 1. Default: 1 here, every system at once "
+                         "through a backend. Here give asr.sh --nj = --cores-per-job")
     ap.add_argument("--cores-per-job", type=int, default=0,
-                    help="pin every part to this many cores of its own (slot i: the i-th block of cores this "
-                         "process may use); 0: no pinning")
+                    help="here: pin every part to this many cores of its own (slot i: the i-th block of cores "
+                         "this process may use; 0: no pinning). Through a backend: the cores each job asks for "
+                         "(--num-threads C) and its asr.sh's --nj (0: the recipe's --nj, else 2)")
     args = ap.parse_args(argv[:cut])
     base = argv[cut + 1:]
     grid = load_yaml(args.grid)
     systems = expand(grid, args.grid)
-    pins = _pin_sets(args.jobs, args.cores_per_job)
     config = grid.get("config", "conf/train.yaml")
+    backend, inner = None, []
+    backend_name = args.backend or _recipe_opt(base, "--cmd-backend") or "local"
+    if backend_name != "local":
+        backend, inner = _backend(backend_name, base, config, args.cores_per_job)
     untr = grid.get("untranscribed_set", "untranscribed")
     test_set, heldout_set = grid.get("test_set", "test"), grid.get("heldout_set", "train_heldout")
     # the decode dirs summarised, decode_<test_set>_<setup>: one setup or a list; default every setup decoded
@@ -398,6 +512,7 @@ def main(argv=None):
     exp_root = Path(args.exp_root)
     seeds = seeds_of(grid, args.grid)
     prep = ("prep", base + ["--stage", "1", "--stop-stage", "2", "--extra-sets", untr], None)
+    train_opts = _recipe_opt(base, "--train-opts")
     parts = []
     for s in systems:
         for seed in seeds:
@@ -406,18 +521,24 @@ def main(argv=None):
                 print(f"grid: {tag_of(s, seed)} is done; skipping", file=sys.stderr)
                 continue
             parts.append((tag_of(s, seed), base + ["--stage", "3", "--stop-stage", "6"] +
-                          system_args(s, config, untr, seed), done))
-    if args.jobs > 1:  # the longest first (semi-supervised systems also train on the untranscribed set)
+                          system_args(s, config, untr, seed, train_opts) + inner, done))
+    jobs = args.jobs if args.jobs is not None else max(1, len(parts)) if backend else 1
+    pins = _pin_sets(jobs, 0 if backend else args.cores_per_job)
+    if jobs > 1:  # the longest first (semi-supervised systems also train on the untranscribed set)
         parts.sort(key=lambda p: "--untranscribed-set" not in p[1])
     if args.dry_run:
-        for name, cmd, _ in [prep] + parts:
-            print(f"grid: {name}: {_quoted(cmd)}", file=sys.stderr)
+        print(f"grid: prep: {_quoted(prep[1])}", file=sys.stderr)
+        for tag, cmd, _ in parts:
+            log = exp_root / "log" / f"grid.{tag}.log"
+            print(f"grid: {tag}: {_shown(cmd, log, backend)}", file=sys.stderr)
         return
     times = _Times(exp_root / "grid_times.tsv")
     t0 = time.monotonic()
-    steps = [([prep], 1), (parts, args.jobs)] if parts else []  # every system done: the summary alone
-    for batch, jobs in steps:
-        failed = run_parts(batch, jobs, pins, exp_root, times)
+    # the data preparation here, alone (through a backend: its stage 2 parts are jobs of the recipe's own
+    # --cmd-backend); then the systems; every system done: the summary alone
+    steps = [([prep], 1, None), (parts, jobs, backend)] if parts else []
+    for batch, n, through in steps:
+        failed = run_parts(batch, n, pins, exp_root, times, through)
         if failed:
             raise TrainingError(f"grid: {len(failed)} part(s) failed: {'; '.join(failed)}; fix and rerun: "
                                 "finished systems are skipped")

@@ -195,9 +195,10 @@ def run_slurm(array: JobArray, conf: SlurmConfig, options: dict | None = None, m
     lost_since: dict[int, float] = {}
     job_id = None
     ids = array.ids
-    with interrupts_raise():
+    with interrupts_raise() as guard:
         try:
-            job_id, qdir = submit(array, conf, options or {}, max_jobs_run)
+            with guard.deferred():  # a signal during sbatch waits for its job id, so that the job is cancelled
+                job_id, qdir = submit(array, conf, options or {}, max_jobs_run)
             while True:
                 for j in ids:
                     if j not in finished:

@@ -7,6 +7,7 @@
 #   ./run.sh --corpus-opts "--tiny"                   # a few speakers, for a quick look
 #   ./run.sh --grid conf/grid.yaml                    # the ablation grid (exp/grid.md)
 #   ./run.sh --grid conf/grid.yaml --grid-opts "--jobs 4 --cores-per-job 2"   # 4 systems at once
+#   ./run.sh --grid conf/grid.yaml --cmd-backend slurm   # each system one Slurm job (cmd.sh, conf/slurm.conf)
 #
 # Options: those of ../../TEMPLATE/asr1/asr.sh, plus --corpus-opts, --grid and --grid-opts (./run.sh --help lists all).
 set -euo pipefail
