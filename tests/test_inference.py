@@ -81,8 +81,12 @@ def test_waveform_arrays_any_rate_layers_and_speaker_posteriors(recipe, s2t):
     ref = s2t(path, layers=True, speaker=True)
     same = s2t(samples, fs=sr, layers=True, speaker=True)
     assert same.text == ref.text and np.array_equal(same.spk_posteriors, ref.spk_posteriors)
-    int16 = s2t((samples * 32767).astype(np.int16), fs=sr)
-    assert int16.text == ref.text
+    # the file is 16-bit PCM: its int16 samples are the same waveform (int16 arrays are scaled by 1/32768,
+    # as soundfile reads them), so the same hypothesis and speaker posteriors
+    assert sf.info(path).subtype == "PCM_16"
+    pcm = np.round(samples * 32768).astype(np.int16)
+    int16 = s2t(pcm, fs=sr, speaker=True)
+    assert int16.text == ref.text and np.allclose(int16.spk_posteriors, ref.spk_posteriors, atol=1e-6)
 
     n_layers = len(s2t.system.model.encoder.layer_dims)
     assert len(ref.layers) == n_layers + 1

@@ -178,7 +178,7 @@ def test_recipe_stages_1_to_7_on_slurm_equal_local(slurm_env, request, tmp_path)
             ra, rb = json.loads((a / "score" / "result.json").read_text()), json.loads((b / "score" / "result.json")
                                                                                           .read_text())
             assert ra == rb
-        assert "slurm job" in (slurm / "exp" / sysname / "decode_test_greedy" / "log" / "decode.2.log").read_text()
+        assert "slurm job" in (slurm / "exp" / sysname / "log" / "decode.2.log").read_text()
         assert "slurm job" in (slurm / "exp" / sysname / "log" / "train.log").read_text()
     assert "slurm job" in (slurm / "dump" / "fbank" / "train" / "log" / "fbank.2.log").read_text()
     assert "slurm job" in (slurm / "exp" / "log" / "probe_dev.tiny_none+tiny_mtl.2.log").read_text()
