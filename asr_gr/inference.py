@@ -222,6 +222,9 @@ def load_trained(exp_dir, checkpoint: str = "best.pt", device: str | None = "cpu
     if not (exp / "config.yaml").exists():
         raise DataError(exp / "config.yaml", None, "not an exp dir of asr_gr.bin.train (no config.yaml)")
     cfg, filled = complete_model_conf(load_yaml(exp / "config.yaml"))
+    for key in ("token_list", "cmvn"):  # relative: a file of the exp dir (an unpacked asr_gr.pack archive)
+        if cfg.get(key) and not Path(cfg[key]).is_absolute() and (exp / cfg[key]).is_file():
+            cfg[key] = str(exp / cfg[key])
     if filled:  # written before config.yaml held every constructor value
         log.warning("note: %s lacks values the model was built with; using today's class defaults %s",
                     exp / "config.yaml", ", ".join(f"{k}={cfg[k.split('.')[0]][k.split('.')[1]]}" for k in filled))
@@ -272,9 +275,11 @@ class Hypothesis:
 class Speech2Text:
     """Audio in, text out, with the features, normalisation and model of stage 4.
 
-    ``decoder`` maps CTC log-probabilities (B, T, V) and lengths to token id sequences; default CTC
-    greedy search (stage 4's ``--beam-size 1``); pass e.g. ``functools.partial(beam_search_batch,
-    beam_size=8)`` from :mod:`asr_gr.decode.beam` for a beam search.
+    ``decoder`` maps CTC log-probabilities (B, T, V) and lengths to token id sequences, or to texts (a
+    word-level search such as the flashlight decoder; the hypothesis's token_ids are then its text's
+    tokens); default CTC greedy search (stage 4's ``--beam-size 1``); pass e.g.
+    ``functools.partial(beam_search_batch, beam_size=8)`` from :mod:`asr_gr.decode.beam` for a beam search.
+    :meth:`from_pretrained` loads a system packed by ``asr_gr.bin.pack`` with its decode defaults.
     """
 
     def __init__(self, system: TrainedSystem, decoder: Callable | None = None):
@@ -289,6 +294,25 @@ class Speech2Text:
     def from_exp(cls, exp_dir, checkpoint: str = "best.pt", *, device: str = "cpu",
                  decoder: Callable | None = None) -> "Speech2Text":
         return cls(load_trained(exp_dir, checkpoint, device), decoder)
+
+    @classmethod
+    def from_pretrained(cls, archive, cache_dir=None, device: str | None = None, *,
+                        decoder: Callable | None = None, beam_size: int | None = None,
+                        lm_weight: float | None = None, word_score: float | None = None,
+                        use_lm: bool = True) -> "Speech2Text":
+        """The system packed into ``archive`` by ``asr_gr.bin.pack`` (a .tar.gz), which needs nothing of the
+        exp dir or data dirs it was packed from. It is unpacked once into ``cache_dir``/<the archive's
+        sha256>/ (default cache_dir: $ASR_GR_CACHE/packed, else ~/.cache/asr_gr/packed) and every member's sha256 is
+        checked on each load (a corrupt member is a DataError naming it). It decodes with the archive's
+        decode defaults (its packed LM and lexicon, if any): ``beam_size``, ``lm_weight`` and
+        ``word_score`` override them, ``use_lm=False`` leaves the LM, lexicon and word score out (a
+        search of the acoustic scores only: greedy with ``beam_size=1``), ``decoder`` replaces the search.
+        ``device`` None: cuda when the config has ngpu > 0 and a GPU is visible, else cpu. The archive's
+        meta.yaml is the result's ``meta``."""
+        from asr_gr.pack import load_packed  # (the search it builds is asr_gr.decode's, as stage 4's)
+
+        return load_packed(archive, cache_dir, device, decoder=decoder, beam_size=beam_size,
+                           lm_weight=lm_weight, word_score=word_score, use_lm=use_lm)
 
     @property
     def fs(self) -> int:
@@ -330,7 +354,10 @@ class Speech2Text:
         x, lens = feats[None].to(device), torch.tensor([feats.shape[0]], device=device)
         lp, out_lens, outs = model.ctc_log_probs(x, lens)
         ids = self.decoder(lp, out_lens)[0]
-        hyp = Hypothesis(self.system.tokenizer.decode(ids), list(ids), feats.shape[0])
+        if isinstance(ids, str):  # a word-level search gives text
+            hyp = Hypothesis(ids, list(self.system.tokenizer.encode(ids)), feats.shape[0])
+        else:
+            hyp = Hypothesis(self.system.tokenizer.decode(ids), list(ids), feats.shape[0])
         if layers:
             hyp.layers = [feats.numpy()] + [o[0, : int(out_lens[0])].float().cpu().numpy() for o in outs]
         if speaker:

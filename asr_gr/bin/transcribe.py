@@ -2,6 +2,10 @@
 
     python -m asr_gr.bin.transcribe --exp-dir exp/train_adversarial a.wav b.flac ...
         [--checkpoint best.pt] [--beam-size 8] [--fs 8000]
+    python -m asr_gr.bin.transcribe --model adversarial.tar.gz a.wav ...     # packed by asr_gr.bin.pack
+
+With --model, the archive's decode defaults apply (its LM, if packed with one); --beam-size overrides
+its beam. The archive is unpacked once into --cache-dir (default ~/.cache/asr_gr/packed).
 
 The features are computed as in stage 2 (fbank at the model's sample rate; audio at another rate is
 resampled with torchaudio) and normalised with the exp dir's CMVN stats, so a file gives the same
@@ -23,9 +27,14 @@ from asr_gr.utils import ConfigError, DataError, setup_logging
 @main_guard
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--exp-dir", required=True)
-    ap.add_argument("--checkpoint", default="best.pt", help="file in the exp dir: best.pt, epochN.pt, ...")
-    ap.add_argument("--beam-size", type=int, default=1, help="1: CTC greedy; >1: CTC prefix beam search")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--exp-dir")
+    src.add_argument("--model", help="an archive of asr_gr.bin.pack (.tar.gz)")
+    ap.add_argument("--cache-dir", default=None, help="--model: where archives are unpacked")
+    ap.add_argument("--checkpoint", default="best.pt",
+                    help="--exp-dir: its file best.pt, epochN.pt, ... (an archive holds one checkpoint)")
+    ap.add_argument("--beam-size", type=int, default=None,
+                    help="1: CTC greedy; >1: CTC prefix beam search (default 1; --model: the archive's)")
     ap.add_argument("--fs", type=int, default=None,
                     help="the model's sample rate (Hz), as a check: an error if the exp dir records another; "
                          "every file is resampled to it")
@@ -33,18 +42,22 @@ def main(argv=None):
     ap.add_argument("files", nargs="+", metavar="AUDIO")
     args = ap.parse_args(argv)
     setup_logging()
-    if args.beam_size < 1:
+    if args.beam_size is not None and args.beam_size < 1:
         raise ConfigError(f"--beam-size: must be >= 1, got {args.beam_size}")
     if args.num_threads:
         import torch
         torch.set_num_threads(args.num_threads)
-    decoder = None
-    if args.beam_size > 1:
-        from asr_gr.decode.beam import beam_search_batch
-        decoder = functools.partial(beam_search_batch, beam_size=args.beam_size)
-    s2t = Speech2Text.from_exp(args.exp_dir, args.checkpoint, decoder=decoder)
+    if args.model:
+        s2t = Speech2Text.from_pretrained(args.model, args.cache_dir, "cpu", beam_size=args.beam_size)
+    else:
+        decoder = None
+        if (args.beam_size or 1) > 1:
+            from asr_gr.decode.beam import beam_search_batch
+            decoder = functools.partial(beam_search_batch, beam_size=args.beam_size)
+        s2t = Speech2Text.from_exp(args.exp_dir, args.checkpoint, decoder=decoder)
     if args.fs is not None and args.fs != s2t.fs:
-        raise ConfigError(f"--fs {args.fs}: the model of {args.exp_dir} was trained on features at {s2t.fs} Hz "
+        raise ConfigError(f"--fs {args.fs}: the model of {args.exp_dir or args.model} was trained on features at "
+                          f"{s2t.fs} Hz "
                           f"(its config.yaml); files are resampled to {s2t.fs} Hz")
     failed = 0
     for path in args.files:
