@@ -78,3 +78,24 @@ def test_precision_summary_tables_and_paired_difference(tmp_path):
     assert "| bf16 | 2 | (no result: see prec_bf16_s2.train.log" in out  # a run that failed is named
     assert "| fp32 | 2 | 10.00 ± 0.00 | 25.00 ± 0.00 | 0.800 |" in out
     assert "| bf16 | +5.00 [+5.00, +5.00] [+5.00, +5.00] | +0.00 [+0.00, +0.00] [+0.00, +0.00] |" in out
+
+
+def test_convergence_table_measures_each_step_against_its_base(tmp_path):
+    """A step that halves every speaker's errors shows a negative Δ whose intervals exclude 0."""
+    import json
+
+    def score_dir(name, errors):
+        d = tmp_path / name
+        d.mkdir()
+        per_utt = {f"s{s}-{u}": {"spk": f"s{s}", "ref_words": 10, "errors": errors, "ref_chars": 50,
+                                 "char_errors": 2 * errors} for s in range(6) for u in range(5)}
+        (d / "per_utt.json").write_text(json.dumps(per_utt))
+        return d
+
+    a, b = score_dir("a", 4), score_dir("b", 2)
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "convergence_table.py"), f"old={a}", f"new={b}"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = [ln for ln in p.stdout.splitlines() if ln.startswith("| old") or ln.startswith("| new")]
+    assert rows[0].startswith("| old | 16.00 [16.00, 16.00] | 40.00 [40.00, 40.00] | - |")
+    assert "| new | 8.00 [8.00, 8.00] | 20.00 [20.00, 20.00] | old | -8.00 [-8.00, -8.00] [-8.00, -8.00] |" in rows[1]
