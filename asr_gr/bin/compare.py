@@ -71,10 +71,10 @@ def main(argv=None):
         systems = [subset(x, speakers) for x in systems]
         extra = {}  # result.json's CER is the whole set's: not shown for a subset
     pairs = compare_systems(systems, args.num_samples, args.seed)
-    label = f"{args.set}` (decoding setup `{args.setup}" if args.setup else args.set
-    if args.spk_list:
-        label += f"`, speakers of `{args.spk_list}"
-    md = markdown(systems, pairs, test_set=label, num_samples=args.num_samples, extra=extra)
+    quals = ([f"decoding setup `{args.setup}`"] if args.setup else []) + (
+        [f"speakers of `{args.spk_list}`"] if args.spk_list else [])
+    md = markdown(systems, pairs, test_set=args.set, num_samples=args.num_samples, extra=extra,
+                  qualifier=", ".join(quals))
     out = Path(args.out)
     png = Path(args.png) if args.png else out.with_name(out.stem + "_per_spk.png")
     md += f"\n![per-speaker WER]({png.name})\n"

@@ -196,9 +196,10 @@ def compare_systems(systems: list[System], num_samples: int = 1000, seed: int = 
 
 
 def markdown(systems: list[System], pairs: list[PairResult], *, test_set: str, num_samples: int,
-             extra: dict | None = None) -> str:
+             extra: dict | None = None, qualifier: str = "") -> str:
+    """``qualifier`` follows the set's name in the title, in brackets (e.g. the decoding setup)."""
     extra = extra or {}
-    lines = [f"# Comparison of systems on `{test_set}`", "",
+    lines = [f"# Comparison of systems on `{test_set}`" + (f" ({qualifier})" if qualifier else ""), "",
              f"Paired bootstrap (Bisani & Ney 2004), {num_samples} draws of utterances (and, separately, of "
              f"speakers) with replacement; Δ = WER(B) − WER(A) in absolute %, 95% confidence interval; "
              f"p two-sided. The speaker-level bootstrap treats speakers as the sampled unit (one speaker's "
