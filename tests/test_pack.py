@@ -22,7 +22,7 @@ from asr_gr.utils import DataError
 
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 SYSTEM = "tiny_mtl"  # a system with a speaker head
-LM_DECODE = "decode_test_beam50_lm1_ws0"  # run.sh's LM setup; the tiny model's hyps under it are all empty,
+LM_DECODE = "decode_test_beam100_lm1_ws0"  # run.sh's LM setup; the tiny model's hyps under it are all empty,
 LM_OPTS = ["--beam-size", "20", "--lm-weight", "0.3", "--word-score", "5"]  # so these weights: words
 
 

@@ -11,7 +11,7 @@ from conftest import copy_recipe_run
 
 from asr_gr.data.kaldi_dir import read_table
 
-LM_SETUP = "beam50_lm1_ws0"  # run.sh's LM decoding setup
+LM_SETUP = "beam100_lm1_ws0"  # run.sh's LM decoding setup
 
 
 @pytest.fixture(scope="module")

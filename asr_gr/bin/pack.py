@@ -4,7 +4,7 @@
         [--lm data/lm/char/lm.arpa --lexicon data/lm/char/lexicon.txt --beam-size 20 --lm-weight 1
          --word-score 0 --decoder auto]
     python -m asr_gr.bin.pack --exp-dir exp/train_adversarial --out adversarial.tar.gz \\
-        --decode-dir exp/train_adversarial/decode_test_beam50_lm1_ws0     # that decode's whole setup
+        --decode-dir exp/train_adversarial/decode_test_beam100_lm1_ws0     # that decode's whole setup
 
 The archive (.tar.gz, written atomically) holds meta.yaml (versions, creation time, the sha256 of every
 member, the decode defaults), config.yaml (token list and CMVN paths relative to the archive),
