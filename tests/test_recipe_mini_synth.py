@@ -122,6 +122,37 @@ def test_two_trainings_of_one_exp_dir_at_once_one_refuses(recipe):
     assert not (exp / ".lock").exists()
 
 
+def test_systems_trained_at_once_are_the_systems_trained_alone(mini_synth_master, recipe):
+    """Stage 3 trains the --aux systems at once (--train-jobs auto: the session's run, --nj 2, trained all
+    three side by side); each one's model is bit for bit the one a run of that system alone trains."""
+    import shutil
+
+    import torch
+
+    assert "stage 3: training 3 of the systems (none mtl adversarial) at once" in mini_synth_master.process.stderr
+    shutil.copy(recipe / "conf" / "tiny.yaml", recipe / "conf" / "tiny_alone.yaml")
+    p = _run(recipe, "--stage", "3", "--stop-stage", "3", "--aux", "mtl", "--train-config", "conf/tiny_alone.yaml",
+             "--train-opts", "--set num_threads=1")
+    assert "at once" not in p.stderr
+    alone = torch.load(recipe / "exp" / "tiny_alone_mtl" / "best.pt", weights_only=True)
+    together = torch.load(recipe / "exp" / "tiny_mtl" / "best.pt", weights_only=True)
+    assert alone.keys() == together.keys() and all(torch.equal(alone[k], together[k]) for k in alone)
+
+
+def test_a_failed_system_stops_the_ones_training_beside_it(recipe):
+    """One system of several failing ends stage 3 at once, nonzero, naming its log; the others are stopped
+    (their logs say so), not left training on."""
+    import shutil
+
+    shutil.copy(recipe / "conf" / "tiny.yaml", recipe / "conf" / "tiny_fail.yaml")
+    p = _run(recipe, "--stage", "3", "--stop-stage", "3", "--aux", "none bogus", "--train-config",
+             "conf/tiny_fail.yaml", "--train-jobs", "2", "--train-opts", "--set max_epochs=60", check=False)
+    assert p.returncode != 0
+    assert "exp/tiny_fail_bogus/log/train.log" in p.stderr and "stopping the others" in p.stderr, p.stderr[-2000:]
+    assert "terminated by the driver" in (recipe / "exp" / "tiny_fail_none" / "log" / "train.log").read_text()
+    assert not (recipe / "exp" / "tiny_fail_none" / "train_summary.json").exists()
+
+
 def test_stage2_done_marker_checks_its_arks(recipe):
     """A deleted ark part used to be 'done; skipping'; now the set is redone."""
     scp = recipe / "dump" / "fbank" / "test" / "feats.scp"

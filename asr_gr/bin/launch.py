@@ -14,6 +14,7 @@ the log's last error line; exit status 1. SIGINT/SIGTERM stop every job too (exi
 Options (before the job range; ``--opt value`` or ``--opt=value``):
   --backend local|slurm   (default: local)
   --max-jobs-run N        jobs at once (local default: the number of cores; slurm: no limit)
+  --echo true|false       local: a single job's output also to the terminal (default: true)
   --config FILE           slurm: conf/slurm.conf mapping the options below to sbatch flags
   --num-threads N  --mem 4G  --gpu N  --time 1:00:00  --num-nodes N   (slurm; the local backend ignores them)
   any other --key value   slurm: needs an 'option key=...' rule in the config
@@ -61,9 +62,12 @@ def main(argv=None):
     except ValueError:
         raise ConfigError(f"--max-jobs-run: expected a number, got '{max_jobs}'") from None
     config = opts.pop("config", None)
+    echo = opts.pop("echo", "true")
+    if echo not in ("true", "false"):
+        raise ConfigError(f"--echo: expected true or false, got '{echo}'")
     try:
         if backend == "local":
-            run_local(array, max_jobs_run=max_jobs, echo=not array.var)
+            run_local(array, max_jobs_run=max_jobs, echo=not array.var and echo == "true")
         elif backend == "slurm":
             from asr_gr.launch.slurm import SlurmConfig, run_slurm
 
