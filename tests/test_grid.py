@@ -47,6 +47,24 @@ def test_dry_run_and_skip_finished(tmp_path, capsys):
             "--train-opts '--set aux_conf.spk_layer=2' --untranscribed-set untranscribed") in err
 
 
+def test_adaptive_alpha_is_a_system_key_with_its_own_exp_dir(tmp_path, capsys):
+    """Systems of the adaptive reversal that differ only in adaptive_alpha get exp dirs of their own and
+    train with it (it used to be settable only through the config, so two alphas shared one exp dir)."""
+    (tmp_path / "g.yaml").write_text("systems:\n  - {aux: adversarial, spk_layer: 3, lambda_schedule: adaptive}\n"
+                                     "  - {aux: adversarial, spk_layer: 3, lambda_schedule: adaptive, "
+                                     "adaptive_alpha: 0.03}\n")
+    grid.main(["--grid", str(tmp_path / "g.yaml"), "--exp-root", str(tmp_path / "exp"), "--dry-run", "--",
+               "./asr.sh", "--nj", "1"])
+    err = capsys.readouterr().err
+    assert ("--tag grid_adversarial_l3_adaptive --train-config conf/train.yaml --train-opts "
+            "'--set aux_conf.spk_layer=3 --set aux_conf.lambda_schedule=adaptive'") in err
+    assert ("--tag grid_adversarial_l3_adaptive_a0.03 --train-config conf/train.yaml --train-opts "
+            "'--set aux_conf.spk_layer=3 --set aux_conf.lambda_schedule=adaptive --set aux_conf.adaptive_alpha=0.03'"
+            ) in err
+    with pytest.raises(ConfigError, match="'adaptive_alpha' has the wrong type"):
+        grid.expand({"systems": [{"aux": "adversarial", "adaptive_alpha": "0.1"}]}, "g.yaml")
+
+
 def _probe_dir(out, sep, set_name="probe", n_spk=8, per_spk=6):
     """A probe dir of synthetic 2-layer embeddings whose speaker separation is ``sep`` (same
     utterances, split and trials for every ``sep``)."""

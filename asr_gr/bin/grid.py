@@ -56,7 +56,7 @@ from asr_gr.launch.local import kill_groups, interrupts_raise
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
-               "lambda_schedule": str, "semi": bool}
+               "lambda_schedule": str, "adaptive_alpha": (int, float), "semi": bool}
 GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds",
              "decode_setup"}
 
@@ -125,6 +125,8 @@ def tag_of(s: dict, seed: int | None = None) -> str:
         parts.append(f"w{s['spk_weight']}")
     if "lambda_schedule" in s:
         parts.append(s["lambda_schedule"])
+    if "adaptive_alpha" in s:
+        parts.append(f"a{s['adaptive_alpha']}")
     if s.get("semi"):
         parts.append("semi")
     return "_".join(parts) + suffix
@@ -134,8 +136,8 @@ def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None =
                 train_opts: str | None = None) -> list[str]:
     """asr.sh's options for system ``s``; ``train_opts``: the recipe command's own --train-opts, kept
     in front of the system's (asr.sh takes the last --train-opts only)."""
-    sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule")
-            if k in s]
+    sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule",
+                                                   "adaptive_alpha") if k in s]
     if seed is not None:
         sets.append(f"--set seed={seed}")
     opts = " ".join(x for x in [train_opts, *sets] if x)
@@ -278,7 +280,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
                     delta = (f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] {r.spk_ci_text()}, "
                              f"p={r.p:.2f}")
             aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
-                                                             "lambda_schedule") if k in s})
+                                                             "lambda_schedule", "adaptive_alpha") if k in s})
             grad = encoder_grad_scale(s["aux"], aux_conf,  # adaptive: the λ its runs logged, all steps
                                       measured_mean_lambda(*(exp_root / tag_of(s, seed) for seed in seeds)))
             cells = [tag_of(s), s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),

@@ -59,7 +59,8 @@ nj=2                    # parallel jobs (torch threads in training and decoding)
 train_jobs=auto         # stage 3: systems trained at once on the CPU, sharing --nj threads (1 thread each when
                         # more systems than --nj). auto: all the --aux systems, at most 2 per thread of --nj
                         # (2 cores: 3 systems at once, 1 thread each, train in 0.8x the time of one after
-                        # another at 2 threads: README "Speed"). Slurm: every system its own job, --nj threads
+                        # another at 2 threads: README "Running on a Slurm cluster, or on one machine").
+                        # Slurm: every system its own job with --nj threads; GPU/multi-node: one at a time
 cmd_backend=local       # job backend of cmd.sh for stages 2, 3, 4, 6: local (processes here) or slurm (sbatch)
 ngpu=""                 # training: 0 = CPU, 1 = GPU, N > 1 = N processes per node (torchrun; default: the config's ngpu)
 num_nodes=1             # training: nodes of one DDP run (> 1: torchrun under srun; needs --cmd-backend slurm)
