@@ -28,6 +28,7 @@ def test_expand_systems_and_product_without_duplicates():
     ({"systems": [{"aux": "mtl", "layer": 2}]}, "system 1: unknown key 'layer'"),
     ({"systems": [{"aux": "mtl", "spk_layer": "2"}]}, "'spk_layer' has the wrong type"),
     ({"systems": [{"aux": "none", "semi": True}]}, "needs aux mtl or adversarial"),
+    ({"systems": [{"aux": "adversarial", "untranscribed_ratio": 0.5}]}, "'untranscribed_ratio' needs 'semi: true'"),
     ({}, "no systems"),
 ])
 def test_bad_grid_files_name_the_problem(g, msg):
@@ -47,9 +48,9 @@ def test_dry_run_and_skip_finished(tmp_path, capsys):
             "--train-opts '--set aux_conf.spk_layer=2' --untranscribed-set untranscribed") in err
 
 
-def test_adaptive_alpha_is_a_system_key_with_its_own_exp_dir(tmp_path, capsys):
-    """Systems of the adaptive reversal that differ only in adaptive_alpha get exp dirs of their own and
-    train with it (it used to be settable only through the config, so two alphas shared one exp dir)."""
+def test_adaptive_alpha_and_untranscribed_ratio_are_system_keys_with_their_own_exp_dirs(tmp_path, capsys):
+    """Systems that differ only in adaptive_alpha (or a semi system in untranscribed_ratio) get exp dirs of
+    their own and train with it (they used to be settable only through the config, sharing one exp dir)."""
     (tmp_path / "g.yaml").write_text("systems:\n  - {aux: adversarial, spk_layer: 3, lambda_schedule: adaptive}\n"
                                      "  - {aux: adversarial, spk_layer: 3, lambda_schedule: adaptive, "
                                      "adaptive_alpha: 0.03}\n")
@@ -61,6 +62,12 @@ def test_adaptive_alpha_is_a_system_key_with_its_own_exp_dir(tmp_path, capsys):
     assert ("--tag grid_adversarial_l3_adaptive_a0.03 --train-config conf/train.yaml --train-opts "
             "'--set aux_conf.spk_layer=3 --set aux_conf.lambda_schedule=adaptive --set aux_conf.adaptive_alpha=0.03'"
             ) in err
+    (tmp_path / "g2.yaml").write_text("systems:\n  - {aux: adversarial, spk_layer: 3, semi: true, untranscribed_ratio: 0.1}\n")
+    grid.main(["--grid", str(tmp_path / "g2.yaml"), "--exp-root", str(tmp_path / "exp"), "--dry-run", "--",
+               "./asr.sh", "--nj", "1"])
+    assert ("--tag grid_adversarial_l3_semi_r0.1 --train-config conf/train.yaml --train-opts "
+            "'--set aux_conf.spk_layer=3 --set untranscribed_ratio=0.1' --untranscribed-set untranscribed"
+            ) in capsys.readouterr().err
     with pytest.raises(ConfigError, match="'adaptive_alpha' has the wrong type"):
         grid.expand({"systems": [{"aux": "adversarial", "adaptive_alpha": "0.1"}]}, "g.yaml")
 

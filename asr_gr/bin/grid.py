@@ -56,7 +56,8 @@ from asr_gr.launch.local import kill_groups, interrupts_raise
 from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_text
 
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
-               "lambda_schedule": str, "adaptive_alpha": (int, float), "semi": bool}
+               "lambda_schedule": str, "adaptive_alpha": (int, float), "semi": bool,
+               "untranscribed_ratio": (int, float)}
 GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds",
              "decode_setup"}
 
@@ -99,6 +100,9 @@ def expand(grid: dict, source: str) -> list[dict]:
         s.setdefault("aux", "none")
         if s.get("semi") and s["aux"] == "none":
             raise ConfigError(f"{source}: system {i + 1}: semi-supervised training needs aux mtl or adversarial")
+        if "untranscribed_ratio" in s and not s.get("semi"):
+            raise ConfigError(f"{source}: system {i + 1}: 'untranscribed_ratio' needs 'semi: true' (it sets how many "
+                              "untranscribed batches go with each transcribed one)")
         if s["aux"] == "none":
             s = {"aux": "none"}  # speaker-head options mean nothing without a head
         if s.get("semi") is False:
@@ -129,6 +133,8 @@ def tag_of(s: dict, seed: int | None = None) -> str:
         parts.append(f"a{s['adaptive_alpha']}")
     if s.get("semi"):
         parts.append("semi")
+    if "untranscribed_ratio" in s:
+        parts.append(f"r{s['untranscribed_ratio']}")
     return "_".join(parts) + suffix
 
 
@@ -138,6 +144,8 @@ def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None =
     in front of the system's (asr.sh takes the last --train-opts only)."""
     sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule",
                                                    "adaptive_alpha") if k in s]
+    if "untranscribed_ratio" in s:
+        sets.append(f"--set untranscribed_ratio={s['untranscribed_ratio']}")
     if seed is not None:
         sets.append(f"--set seed={seed}")
     opts = " ".join(x for x in [train_opts, *sets] if x)
