@@ -58,6 +58,8 @@ from asr_gr.utils import ConfigError, DataError, TrainingError, atomic_write_tex
 SYSTEM_KEYS = {"aux": str, "spk_layer": int, "spk_lambda": (int, float), "spk_weight": (int, float),
                "lambda_schedule": str, "adaptive_alpha": (int, float), "semi": bool,
                "untranscribed_ratio": (int, float)}
+# the system keys that are aux_conf values of the training config (--set aux_conf.<key>=...)
+AUX_CONF_KEYS = ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule", "adaptive_alpha")
 GRID_KEYS = {"config", "untranscribed_set", "systems", "product", "test_set", "heldout_set", "seeds",
              "decode_setup"}
 
@@ -142,8 +144,7 @@ def system_args(s: dict, config: str, untranscribed_set: str, seed: int | None =
                 train_opts: str | None = None) -> list[str]:
     """asr.sh's options for system ``s``; ``train_opts``: the recipe command's own --train-opts, kept
     in front of the system's (asr.sh takes the last --train-opts only)."""
-    sets = [f"--set aux_conf.{k}={s[k]}" for k in ("spk_layer", "spk_lambda", "spk_weight", "lambda_schedule",
-                                                   "adaptive_alpha") if k in s]
+    sets = [f"--set aux_conf.{k}={s[k]}" for k in AUX_CONF_KEYS if k in s]
     if "untranscribed_ratio" in s:
         sets.append(f"--set untranscribed_ratio={s['untranscribed_ratio']}")
     if seed is not None:
@@ -287,8 +288,7 @@ def summarise(systems: list[dict], exp_root: Path, test_set: str, heldout_set: s
                     r = paired_bootstrap(baseline, system)
                     delta = (f"{r.delta:+.2f} [{r.ci[0]:+.2f}, {r.ci[1]:+.2f}] {r.spk_ci_text()}, "
                              f"p={r.p:.2f}")
-            aux_conf = dict(base_conf, **{k: s[k] for k in ("spk_layer", "spk_lambda", "spk_weight",
-                                                             "lambda_schedule", "adaptive_alpha") if k in s})
+            aux_conf = dict(base_conf, **{k: s[k] for k in AUX_CONF_KEYS if k in s})
             grad = encoder_grad_scale(s["aux"], aux_conf,  # adaptive: the λ its runs logged, all steps
                                       measured_mean_lambda(*(exp_root / tag_of(s, seed) for seed in seeds)))
             cells = [tag_of(s), s["aux"], str(s.get("spk_layer", "")), str(s.get("spk_lambda", "")),
